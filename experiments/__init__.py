@@ -1,0 +1,1 @@
+"""Runners and configs for the sj_spikelm experiments (run from the repository root)."""

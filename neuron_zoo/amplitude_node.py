@@ -1,0 +1,125 @@
+"""The charge / fire / reset mechanism shared by the elastic bi-spike, STE-LIF and
+fixed-threshold ternary neurons: a leaky membrane that emits amplitude-coded spikes
+``{-a, 0, +a}`` (or ``{0, +a}``) with a straight-through gradient."""
+from __future__ import annotations
+
+import torch
+from spikingjelly.activation_based import neuron
+
+from .init_args import RecordsInitArgs
+from .spike_function import straight_through_spike
+from .spike_stats import SpikeStatsMixin
+from .validation import check_bool, check_choice, check_real
+
+RESET_MODES = ("reference", "hard", "soft")
+STEP_MODES = ("s", "m")
+
+
+class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
+    """Base of the amplitude-coded neurons. Per time step ``t`` (state ``v[-1] = 0``)::
+
+        charge:  m[t] = decay * v[t-1] + x[t]                       (Eq. 13)
+        fire:    s[t] = a[t] * q(m[t]),  |q| = 1 iff |m[t]| >= theta * a[t]   (Eq. 11)
+        reset:   v[t] = m[t] * (a[t] - s[t])       'reference' (Eq. 13 as coded)
+                 v[t] = m[t] * (1 - |s[t]| / a[t]) 'hard' (to 0 on any spike)
+                 v[t] = m[t] - s[t]                'soft' (subtract what was emitted)
+
+    so ``'reference'`` gives ``m[t] = decay * m[t-1] * (a[t-1] - s[t-1]) + x[t]``. The factor
+    ``(a - s)`` is asymmetric in the spike's sign: after ``+a`` the membrane is cleared, after
+    no spike it is scaled by ``a``, after ``-a`` by ``2a``. In every mode the reset term is
+    detached (the reference code detaches ``a`` and ``s`` there), so gradients flow through
+    ``m`` only. Subclasses supply the amplitude ``a[t]`` via :meth:`amplitude`.
+
+    The membrane is kept in float32 (or float64) whatever the input dtype; spikes are
+    returned in the input dtype. Multi-step input is ``[T, N, *]``.
+    """
+
+    supported_backends = ("torch",)
+
+    def __init__(self, decay: float, threshold_scale: float, reset: str, bidirectional: bool,
+                 step_mode: str = "m", backend: str = "torch"):
+        decay = check_real("decay", decay, 0.0, 1.0)
+        threshold_scale = check_real("threshold_scale", threshold_scale, 0.0, low_open=True)
+        check_choice("reset", reset, RESET_MODES)
+        check_bool("bidirectional", bidirectional)
+        check_choice("step_mode", step_mode, STEP_MODES)
+        super().__init__(v_threshold=threshold_scale, v_reset=None if reset == "soft" else 0.0,
+                         surrogate_function=None, detach_reset=True, step_mode=step_mode)
+        self.decay = decay
+        self.threshold_scale = threshold_scale
+        self.reset_mode = reset
+        self.bidirectional = bidirectional
+        self.backend = backend
+        self.register_memory("t", 0)
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self._backend = check_choice("backend", value, self.supported_backends)
+
+    def amplitude(self, t: int, m: torch.Tensor):
+        """Amplitude ``a[t]`` (float or 0-d tensor) for time step ``t`` given membrane ``m``."""
+        raise NotImplementedError
+
+    def neuronal_charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``m[t] = decay * v[t-1] + x[t]`` (leaky integration, Eq. 13)."""
+        return self.decay * v + x
+
+    def neuronal_fire(self, m: torch.Tensor, a) -> torch.Tensor:
+        """``s[t] = a[t] * q(m[t])`` with the straight-through gradient (Eq. 11, Eq. 7)."""
+        return straight_through_spike(m, a, self.threshold_scale, self.bidirectional)
+
+    def neuronal_reset(self, m: torch.Tensor, s: torch.Tensor, a) -> torch.Tensor:
+        """Membrane carried to the next step, ``v[t]``, per ``reset`` (reset term detached)."""
+        s = s.detach()
+        if self.reset_mode == "reference":
+            a = a.detach() if isinstance(a, torch.Tensor) else a
+            return m * (a - s)
+        if self.reset_mode == "hard":
+            return torch.where(s == 0, m, torch.zeros_like(m))
+        return m - s
+
+    def materialize_states(self, inputs, states, step_mode):
+        x = inputs[0][0] if step_mode == "m" else inputs[0]
+        v, t = states
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        if not isinstance(v, torch.Tensor):
+            v = torch.zeros(x.shape, dtype=dtype, device=x.device)
+        elif v.shape != x.shape:
+            raise RuntimeError(
+                f"{type(self).__name__} still holds the state of an input of shape "
+                f"{tuple(v.shape)} but got one of shape {tuple(x.shape)}; call reset() "
+                "(spikingjelly functional.reset_net) between independent inputs")
+        return v.to(device=x.device, dtype=dtype), t
+
+    def single_step_functional_forward(self, inputs, states, **kwargs):
+        x = inputs[0]
+        v, t = states
+        m = self.neuronal_charge(x.to(v.dtype), v)
+        a = self.amplitude(t, m)
+        s = self.neuronal_fire(m, a)
+        return (s.to(x.dtype),), (self.neuronal_reset(m, s, a), t + 1)
+
+    def single_step_forward(self, x: torch.Tensor, *args, **kwargs):
+        s = super().single_step_forward(x, *args, **kwargs)
+        self._record_spikes(s.unsqueeze(0))
+        return s
+
+    def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs):
+        if x_seq.dim() < 2:
+            raise ValueError(f"multi-step input must be [T, N, *], got shape {tuple(x_seq.shape)}")
+        s_seq = super().multi_step_forward(x_seq, *args, **kwargs)
+        self._record_spikes(s_seq)
+        return s_seq
+
+    def reset(self):
+        super().reset()
+        self._clear_spike_stats()
+
+    def extra_repr(self) -> str:
+        return (f"decay={self.decay}, threshold_scale={self.threshold_scale}, "
+                f"reset={self.reset_mode!r}, bidirectional={self.bidirectional}, "
+                f"step_mode={self.step_mode!r}, backend={self.backend!r}")

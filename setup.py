@@ -1,0 +1,29 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="sj_spikelm",
+    version="0.1.0",
+    description="SpikingJelly extension for spike-driven language models (SpikeLM and baselines)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["neuron_zoo", "neuron_zoo.*", "sj_spikelm", "sj_spikelm.*"]),
+    install_requires=[
+        "torch>=2.1",
+        "spikingjelly>=2.0,<3",
+        "transformers>=4.40",
+        "datasets>=2.18",
+        "tensorboard>=2.14",
+        "matplotlib>=3.7",
+        "tqdm>=4.60",
+        "pyyaml>=6.0",
+        "scikit-learn>=1.3",
+        "scipy>=1.10",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "ruff>=0.4"],
+        "cuda": ["cupy-cuda12x>=13"],
+        "cuda12": ["cupy-cuda12x>=13"],
+        "cuda13": ["cupy-cuda13x>=13.6"],
+    },
+)

@@ -1,0 +1,1 @@
+"""Spiking transformers (SpikeLM) built from SpikingJelly multi-step containers."""

@@ -1,0 +1,3 @@
+"""Training jobs: MLM pre-training (:mod:`.pretrain`), GLUE fine-tuning (:mod:`.finetune`),
+distillation from an ANN teacher (:mod:`.distill`), on the shared loop (:mod:`.loop`); the
+config-to-model mapping is :func:`.build.build_model`."""

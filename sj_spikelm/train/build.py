@@ -14,8 +14,6 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-from .. import compat  # noqa: F401
-
 log = logging.getLogger(__name__)
 MODELS = ("bert", "spikelm")
 HEADS = ("mlm", "classification")

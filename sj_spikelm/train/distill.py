@@ -21,8 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import compat  # noqa: F401
-
 DEFAULT_WEIGHTS = {"task": 1.0, "logits": 1.0, "hidden": 1.0, "attention": 1.0}
 
 

@@ -48,7 +48,12 @@ from torch import nn
 
 from neuron_zoo import SpikeStatsMixin
 
-from .modeling_spikelm import SpikeLMForMaskedLM, SpikeLMForSequenceClassification, SpikeLMPreTrainedModel
+from .modeling_spikelm import (
+    SpikeLMForMaskedLM,
+    SpikeLMForSequenceClassification,
+    SpikeLMPreTrainedModel,
+    forward_in_mode,
+)
 
 PRECISIONS = {"fp32": SimpleEnergyCostConfig.fp32, "fp16": SimpleEnergyCostConfig.fp16}
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
@@ -143,12 +148,7 @@ def estimate_energy(model: SpikeLMPreTrainedModel, batch: Union[Mapping, torch.T
     cost = PRECISIONS[precision]()
     inputs = {"input_ids": batch} if isinstance(batch, torch.Tensor) else {
         k: v for k, v in batch.items() if k in MODEL_INPUTS}
-    was_training = model.training
-    model.eval()
-    try:
-        model(**inputs)
-    finally:
-        model.train(was_training)
+    forward_in_mode(model, False, **inputs)
     ids = inputs["input_ids"]
     mask = inputs.get("attention_mask")
     lengths = (mask.bool().sum(1) if mask is not None else torch.full((ids.shape[0],), ids.shape[1])).double()

@@ -57,7 +57,9 @@ class SpikeLinear(layer.Linear):
 
 
 class SpikeLMSelfAttention(nn.Module):
-    """``softmax(Q K^T / sqrt(d) + mask) V`` per time step and head, with spiking K and V."""
+    """``softmax(Q K^T / sqrt(d) + mask) V`` per time step and head, with spiking K and V.
+    Returns the context and, when asked, the probabilities ``[T, B, H, L, L]`` (before
+    dropout)."""
 
     def __init__(self, config: SpikeLMConfig):
         super().__init__()
@@ -186,6 +188,17 @@ def neurons_calibrated(model: nn.Module) -> bool:
                      "so that every neuron is calibrated")
 
 
+@torch.no_grad()
+def forward_in_mode(model: nn.Module, training: bool, **inputs):
+    """``model(**inputs)`` without gradients in training (or eval) mode; restores the mode."""
+    was_training = model.training
+    model.train(training)
+    try:
+        return model(**inputs)
+    finally:
+        model.train(was_training)
+
+
 class SpikeLMPreTrainedModel(PreTrainedModel):
     config_class = SpikeLMConfig
     base_model_prefix = "bert"
@@ -213,24 +226,23 @@ class SpikeLMPreTrainedModel(PreTrainedModel):
         self.config.neurons_calibrated = neurons_calibrated(self)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
-    @torch.no_grad()
     def calibrate(self, **inputs):
         """Run ``self(**inputs)`` once in training mode without gradients, as the first training
         batch would: every uncalibrated elastic neuron sets ``alpha[t] = k mean|m[t]|``
         (Eq. 10) on the real tokens. Restores the mode; returns ``self``."""
-        was_training = self.training
-        self.train()
-        try:
-            self(**inputs)
-        finally:
-            self.train(was_training)
+        forward_in_mode(self, True, **inputs)
         return self
 
-    def _flags(self, output_attentions, output_hidden_states, return_dict):
-        c = self.config
-        return (c.output_attentions if output_attentions is None else output_attentions,
-                c.output_hidden_states if output_hidden_states is None else output_hidden_states,
-                c.return_dict if return_dict is None else return_dict)
+    def _encode(self, input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
+                position_ids, inputs_embeds) -> BaseModelOutputWithPooling:
+        return self.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids, output_hidden_states=output_hidden_states,
+                               output_attentions=output_attentions, return_dict=True,
+                               position_ids=position_ids, inputs_embeds=inputs_embeds)
+
+    def _output(self, output, return_dict: Optional[bool]):
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        return output if return_dict else output.to_tuple()
 
 
 class SpikeLMModel(SpikeLMPreTrainedModel):
@@ -250,12 +262,14 @@ class SpikeLMModel(SpikeLMPreTrainedModel):
         self.embeddings.word_embeddings = value
 
     def forward(self, input_ids: Optional[torch.Tensor] = None, attention_mask: Optional[torch.Tensor] = None,
-                token_type_ids: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
-                inputs_embeds: Optional[torch.Tensor] = None, output_attentions: Optional[bool] = None,
-                output_hidden_states: Optional[bool] = None,
-                return_dict: Optional[bool] = None) -> Tuple | BaseModelOutputWithPooling:
-        output_attentions, output_hidden_states, return_dict = self._flags(
-            output_attentions, output_hidden_states, return_dict)
+                token_type_ids: Optional[torch.Tensor] = None, output_hidden_states: Optional[bool] = None,
+                output_attentions: Optional[bool] = None, return_dict: Optional[bool] = None,
+                position_ids: Optional[torch.Tensor] = None,
+                inputs_embeds: Optional[torch.Tensor] = None) -> Tuple | BaseModelOutputWithPooling:
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         embeddings = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
@@ -276,7 +290,7 @@ class SpikeLMModel(SpikeLMPreTrainedModel):
         output = BaseModelOutputWithPooling(
             last_hidden_state=last, pooler_output=self.pooler(last) if self.pooler is not None else None,
             hidden_states=hidden_states, attentions=attentions)
-        return output if return_dict else output.to_tuple()
+        return self._output(output, return_dict)
 
 
 class SpikeLMForMaskedLM(SpikeLMPreTrainedModel):
@@ -301,22 +315,20 @@ class SpikeLMForMaskedLM(SpikeLMPreTrainedModel):
         self.cls.predictions.bias = new_embeddings.bias
 
     def forward(self, input_ids: Optional[torch.Tensor] = None, attention_mask: Optional[torch.Tensor] = None,
-                token_type_ids: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
-                inputs_embeds: Optional[torch.Tensor] = None, labels: Optional[torch.Tensor] = None,
-                output_attentions: Optional[bool] = None, output_hidden_states: Optional[bool] = None,
-                return_dict: Optional[bool] = None) -> Tuple | MaskedLMOutput:
+                token_type_ids: Optional[torch.Tensor] = None, labels: Optional[torch.Tensor] = None,
+                output_hidden_states: Optional[bool] = None, output_attentions: Optional[bool] = None,
+                return_dict: Optional[bool] = None, position_ids: Optional[torch.Tensor] = None,
+                inputs_embeds: Optional[torch.Tensor] = None) -> Tuple | MaskedLMOutput:
         """``labels``: token ids, ``-100`` where no loss is taken (cross-entropy)."""
-        output_attentions, output_hidden_states, return_dict = self._flags(
-            output_attentions, output_hidden_states, return_dict)
-        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                            output_attentions, output_hidden_states, return_dict=True)
+        outputs = self._encode(input_ids, attention_mask, token_type_ids, output_hidden_states,
+                               output_attentions, position_ids, inputs_embeds)
         logits = self.cls(outputs.last_hidden_state)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.view(-1, self.config.vocab_size), labels.view(-1))
         output = MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                                 attentions=outputs.attentions)
-        return output if return_dict else output.to_tuple()
+        return self._output(output, return_dict)
 
 
 def sequence_classification_loss(config: SpikeLMConfig, logits: torch.Tensor,
@@ -353,17 +365,15 @@ class SpikeLMForSequenceClassification(SpikeLMPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids: Optional[torch.Tensor] = None, attention_mask: Optional[torch.Tensor] = None,
-                token_type_ids: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
-                inputs_embeds: Optional[torch.Tensor] = None, labels: Optional[torch.Tensor] = None,
-                output_attentions: Optional[bool] = None, output_hidden_states: Optional[bool] = None,
-                return_dict: Optional[bool] = None) -> Tuple | SequenceClassifierOutput:
+                token_type_ids: Optional[torch.Tensor] = None, labels: Optional[torch.Tensor] = None,
+                output_hidden_states: Optional[bool] = None, output_attentions: Optional[bool] = None,
+                return_dict: Optional[bool] = None, position_ids: Optional[torch.Tensor] = None,
+                inputs_embeds: Optional[torch.Tensor] = None) -> Tuple | SequenceClassifierOutput:
         """``labels``: class ids ``[B]``, float targets ``[B]`` (regression) or multi-hot ``[B, C]``."""
-        output_attentions, output_hidden_states, return_dict = self._flags(
-            output_attentions, output_hidden_states, return_dict)
-        outputs = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                            output_attentions, output_hidden_states, return_dict=True)
+        outputs = self._encode(input_ids, attention_mask, token_type_ids, output_hidden_states,
+                               output_attentions, position_ids, inputs_embeds)
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = None if labels is None else sequence_classification_loss(self.config, logits, labels)
         output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                                           attentions=outputs.attentions)
-        return output if return_dict else output.to_tuple()
+        return self._output(output, return_dict)

@@ -51,6 +51,9 @@ def test_classification_and_regression_heads(tiny_config, batch):
     assert out.logits.shape == (2, 3)
     torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, torch.tensor([0, 2])))
     assert model.config.problem_type == "single_label_classification"
+    # the contract's argument order: input_ids, attention_mask, token_type_ids, labels
+    positional = model(batch["input_ids"], batch["attention_mask"], None, torch.tensor([0, 2]))
+    assert torch.equal(positional.loss, out.loss)
 
     model = calibrated(SpikeLMForSequenceClassification(tiny_config(num_labels=1)), batch)
     target = torch.tensor([0.5, 3.0])

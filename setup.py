@@ -11,7 +11,7 @@ setup(
     install_requires=[
         "torch>=2.1",
         "spikingjelly>=2.0,<3",
-        "transformers>=4.40",
+        "transformers>=5.0,<6",
         "datasets>=2.18",
         "tensorboard>=2.14",
         "matplotlib>=3.7",

@@ -91,12 +91,22 @@ class ElasticBiNode(AmplitudeSpikeNode):
         self.alpha.data = torch.cat([self.alpha.data, value])
 
     @torch.no_grad()
+    def allocate_alpha(self, steps: int) -> None:
+        """Replace ``alpha`` by ``steps`` NaN placeholders (same dtype and device), counted as
+        calibrated steps. For loaders that check a tensor's shape before assigning it, such as
+        ``transformers``' ``from_pretrained``: allocate the checkpoint's size, then load the
+        values over it. ``allocate_alpha(0)`` discards the calibration."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps={steps!r} is not accepted; an int >= 0")
+        self.alpha.data = self.alpha.data.new_full((steps,), float("nan"))
+
+    @torch.no_grad()
     def calibrate(self, x_seq: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Discard ``alpha`` and calibrate it afresh on ``x_seq`` (``[T, N, *]``) with
         ``alpha[t] = k * mean(|m[t]|)`` over the elements where ``mask`` is True (Eq. 10),
         in any mode. Leaves the neuron reset; returns ``alpha``."""
         self.reset()
-        self.alpha.data = self.alpha.data.new_empty(0)
+        self.allocate_alpha(0)
         step_mode, self.step_mode = self.step_mode, "m"
         self._calibrating = True
         try:
@@ -110,8 +120,8 @@ class ElasticBiNode(AmplitudeSpikeNode):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         incoming = state_dict.get(prefix + "alpha")
-        if incoming is not None and incoming.shape != self.alpha.shape:
-            self.alpha.data = self.alpha.data.new_empty(incoming.shape)
+        if incoming is not None and incoming.dim() == 1 and incoming.shape != self.alpha.shape:
+            self.allocate_alpha(incoming.shape[0])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -3,3 +3,33 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# Importing sj_spikelm hides a torchvision / torchaudio whose extension does not load, before any
+# test module imports transformers (see sj_spikelm/import_guard.py).
+import sj_spikelm  # noqa: E402, F401
+
+
+@pytest.fixture
+def tiny_config():
+    """Factory of tiny SpikeLM configs (CPU-fast), keyword arguments override."""
+    def make(**overrides):
+        fields = dict(vocab_size=40, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=16, max_position_embeddings=16, T=2, hidden_dropout_prob=0.0,
+                      attention_probs_dropout_prob=0.0)
+        fields.update(overrides)
+        return sj_spikelm.SpikeLMConfig(**fields)
+
+    return make
+
+
+@pytest.fixture
+def batch():
+    """Two sequences of 6 tokens, the second padded after 4."""
+    g = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(1, 40, (2, 6), generator=g)
+    attention_mask = torch.ones(2, 6, dtype=torch.long)
+    attention_mask[1, 4:] = 0
+    return {"input_ids": input_ids, "attention_mask": attention_mask}

@@ -1,0 +1,43 @@
+"""The CUDA source that the cupy backend hands to NVRTC, compiled to PTX with nvcc (no GPU or
+driver needed) for every dtype / reset / direction / kernel at T = 4 and for T = 1, 3, 8: it must
+compile without warnings, export every kernel, and keep its per-element arrays in registers
+(no local memory). Skips when nvcc is missing."""
+import re
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from neuron_zoo import cupy_kernels
+
+
+def instantiations():
+    name, kernels, dtypes = cupy_kernels.kernel_name, cupy_kernels.KERNELS, cupy_kernels.DTYPES
+    names = [name(k, d, 4, r, b) for d in dtypes for r in cupy_kernels.RESET_CODES for b in (True, False)
+             for k in kernels]
+    return names + [name(k, d, t, "reference", True) for d in dtypes for t in (1, 3, 8) for k in kernels]
+
+
+def test_cupy_kernel_names_follow_the_templates():
+    assert (cupy_kernels.kernel_name("amplitude_forward", torch.bfloat16, 4, "hard", False)
+            == "nz::amplitude_forward<nz::bf16, 4, 1, false>")
+    assert cupy_kernels.vector_width(torch.float32) == 4 and cupy_kernels.vector_width(torch.float16) == 8
+
+
+def test_cupy_kernel_source_compiles_to_ptx(tmp_path):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc is not on PATH: the CUDA kernel source is not compile-checked")
+    names = instantiations()
+    source = cupy_kernels.kernel_source() + "\nvoid* nz_instances[] = {\n" + ",\n".join(
+        f"  (void*)&{name}" for name in names) + "\n};\n"
+    (tmp_path / "kernels.cu").write_text(source)
+    done = subprocess.run(
+        [nvcc, "-ptx", "-arch=compute_90", *cupy_kernels.COMPILE_OPTIONS, "--Werror", "all-warnings",
+         "kernels.cu", "-o", "kernels.ptx"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    ptx = (tmp_path / "kernels.ptx").read_text()
+    entries = re.findall(r"\.entry\s+(\w+)\(", ptx)
+    assert len(entries) == len(set(entries)) == len(names)
+    assert ".local" not in ptx

@@ -2,14 +2,18 @@
 driver needed) for every dtype / reset / direction / kernel at T = 4 and for T = 1, 3, 8: it must
 compile without warnings, export every kernel, and keep its per-element arrays in registers
 (no local memory). Skips when nvcc is missing."""
+import inspect
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 
 from neuron_zoo import cupy_kernels
+
+HARNESS = Path(__file__).resolve().parent / "cuda_harness" / "amplitude_harness.cpp"
 
 
 def instantiations():
@@ -23,6 +27,22 @@ def test_cupy_kernel_names_follow_the_templates():
     assert (cupy_kernels.kernel_name("amplitude_forward", torch.bfloat16, 4, "hard", False)
             == "nz::amplitude_forward<nz::bf16, 4, 1, false>")
     assert cupy_kernels.vector_width(torch.float32) == 4 and cupy_kernels.vector_width(torch.float16) == 8
+
+
+def parameter_names(source: str, function: str):
+    """Names of the parameters of C++ function ``function`` in ``source`` (trailing _ dropped)."""
+    match = re.search(rf"\b{function}\(([^)]*)\)", source)
+    return [re.findall(r"\w+", p)[-1].rstrip("_") for p in match.group(1).split(",")]
+
+
+@pytest.mark.parametrize("kernel, method", [
+    ("amplitude_forward", "forward"), ("amplitude_backward", "backward"),
+    ("amplitude_backward_lsq", "backward_lsq")])
+def test_cupy_kernels_harness_and_python_agree_on_arguments(kernel, method):
+    python = list(inspect.signature(getattr(cupy_kernels.CupyAmplitudeKernels, method)).parameters)[1:]
+    kernel_source = (cupy_kernels.CUDA_DIR / cupy_kernels.KERNEL_SOURCE).read_text()
+    assert parameter_names(kernel_source, kernel) == python + ["vectorized"]
+    assert parameter_names(HARNESS.read_text(), method) == python
 
 
 def test_cupy_kernel_source_compiles_to_ptx(tmp_path):

@@ -128,12 +128,12 @@ __device__ __forceinline__ void store_step(S* __restrict__ p, int count, bool ve
   for (long long chunk = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;         \
        chunk < (chunks); chunk += static_cast<long long>(gridDim.x) * blockDim.x)
 
-// Forward: spikes s (input dtype), final membrane vT (float32), optionally the backward code
+// Forward: spikes s (input dtype), final membrane v_last (float32), optionally the backward code
 // ([(T + 1) / 2, n] bytes) and per-block spike counts (count_partials[block][t] = {#-, #+}).
 template <class S, int T, int RESET, bool BIDIRECTIONAL>
 __global__ void __launch_bounds__(THREADS)
 amplitude_forward(const S* __restrict__ x, const float* __restrict__ amp, const float* __restrict__ thr,
-                  const float* __restrict__ v0, S* __restrict__ s, float* __restrict__ vT,
+                  const float* __restrict__ v0, S* __restrict__ s, float* __restrict__ v_last,
                   unsigned char* __restrict__ code, int* __restrict__ count_partials, long long n, float decay,
                   int vectorized) {
   constexpr int VEC = Vec<S>::size;
@@ -172,7 +172,7 @@ amplitude_forward(const S* __restrict__ x, const float* __restrict__ amp, const 
     }
     NZ_UNROLL
     for (int t = 0; t < T; ++t) store_step<VEC, T>(s + t * n + i0, count, vec, xs, t);
-    if (vT != nullptr) store_values<VEC>(vT + i0, count, vec, v);
+    if (v_last != nullptr) store_values<VEC>(v_last + i0, count, vec, v);
     if (code != nullptr) {
       unsigned char packed[VEC][CODE_BYTES];
       NZ_UNROLL
@@ -211,11 +211,11 @@ amplitude_forward(const S* __restrict__ x, const float* __restrict__ amp, const 
 }
 
 // Backward from the saved code: grad_x (input dtype) and, if requested, grad_v0 (float32);
-// grad_vT (float32) is the gradient arriving on the final membrane, if any.
+// grad_v_last (float32) is the gradient arriving on the final membrane, if any.
 template <class S, int T, int RESET, bool BIDIRECTIONAL>
 __global__ void __launch_bounds__(THREADS)
 amplitude_backward(const S* __restrict__ grad_s, const unsigned char* __restrict__ code,
-                   const float* __restrict__ amp, const float* __restrict__ grad_vT, S* __restrict__ grad_x,
+                   const float* __restrict__ amp, const float* __restrict__ grad_v_last, S* __restrict__ grad_x,
                    float* __restrict__ grad_v0, long long n, float decay, int vectorized) {
   constexpr int VEC = Vec<S>::size;
   constexpr int CODE_BYTES = (T + 1) / 2;
@@ -238,8 +238,8 @@ amplitude_backward(const S* __restrict__ grad_s, const unsigned char* __restrict
       for (int e = 0; e < VEC; ++e) packed[e][j] = row[e];
     }
     float carry[VEC];
-    if (grad_vT != nullptr) {
-      load_values<VEC>(grad_vT + i0, count, vec, carry);
+    if (grad_v_last != nullptr) {
+      load_values<VEC>(grad_v_last + i0, count, vec, carry);
     } else {
       NZ_UNROLL
       for (int e = 0; e < VEC; ++e) carry[e] = 0.0f;
@@ -249,7 +249,7 @@ amplitude_backward(const S* __restrict__ grad_s, const unsigned char* __restrict
       int q[T];
       bool inside[T];
       unpack_codes<T>(packed[e], q, inside);
-      carry[e] = backward_sequence<T, RESET>(q, inside, a, decay, g[e], carry[e], grad_vT != nullptr);
+      carry[e] = backward_sequence<T, RESET>(q, inside, a, decay, g[e], carry[e], grad_v_last != nullptr);
     }
     if (grad_x != nullptr) {
       NZ_UNROLL
@@ -266,7 +266,7 @@ template <class S, int T, int RESET, bool BIDIRECTIONAL>
 __global__ void __launch_bounds__(THREADS)
 amplitude_backward_lsq(const S* __restrict__ x, const float* __restrict__ v0, const S* __restrict__ grad_s,
                        const float* __restrict__ amp, const float* __restrict__ thr,
-                       const float* __restrict__ grad_vT, S* __restrict__ grad_x, float* __restrict__ grad_v0,
+                       const float* __restrict__ grad_v_last, S* __restrict__ grad_x, float* __restrict__ grad_v0,
                        double* __restrict__ lsq_partials, long long n, float decay, int vectorized) {
   constexpr int VEC = Vec<S>::size;
   float a[T], th[T];
@@ -294,8 +294,8 @@ amplitude_backward_lsq(const S* __restrict__ x, const float* __restrict__ v0, co
       NZ_UNROLL
       for (int e = 0; e < VEC; ++e) v[e] = 0.0f;
     }
-    if (grad_vT != nullptr) {
-      load_values<VEC>(grad_vT + i0, count, vec, carry);
+    if (grad_v_last != nullptr) {
+      load_values<VEC>(grad_v_last + i0, count, vec, carry);
     } else {
       NZ_UNROLL
       for (int e = 0; e < VEC; ++e) carry[e] = 0.0f;
@@ -307,7 +307,7 @@ amplitude_backward_lsq(const S* __restrict__ x, const float* __restrict__ v0, co
       bool inside[T];
       forward_sequence<T, RESET, BIDIRECTIONAL>(xs[e], a, th, v[e], decay, m, q, inside);
       if (e < count) accumulate_lsq<T, BIDIRECTIONAL>(g[e], m, q, inside, a, acc);
-      carry[e] = backward_sequence<T, RESET>(q, inside, a, decay, g[e], carry[e], grad_vT != nullptr);
+      carry[e] = backward_sequence<T, RESET>(q, inside, a, decay, g[e], carry[e], grad_v_last != nullptr);
     }
     if (grad_x != nullptr) {
       NZ_UNROLL

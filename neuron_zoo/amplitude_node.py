@@ -148,12 +148,13 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
 
     def _fused_multi_step_forward(self, x_seq: torch.Tensor) -> Optional[torch.Tensor]:
         """``backend='cupy'``: all steps in one kernel; None when the call takes the torch path."""
-        kernels = fused_spike.kernel_set(x_seq, self.reset_mode, self.bidirectional)
+        fused_spike.check_input(x_seq)
         if self.store_v_seq or x_seq.numel() == 0:
             return None
         amp = self.step_amplitudes(self.t, x_seq.shape[0], x_seq.device)
         if amp is None:
             return None
+        kernels = fused_spike.kernel_set(x_seq, self.reset_mode, self.bidirectional)
         count = self.record_stats and self.valid_mask is None
         s_seq, v, counts = fused_spike.amplitude_spikes(
             kernels, x_seq, amp, self.threshold_scale * amp, self._carried_membrane(self.v, x_seq[0]),

@@ -29,9 +29,8 @@ import torch
 from . import cupy_kernels
 
 
-def kernel_set(x_seq: torch.Tensor, reset: str, bidirectional: bool):
-    """The compiled kernels for ``x_seq``'s dtype and length; raises if ``x_seq`` is not a CUDA
-    tensor of a supported dtype."""
+def check_input(x_seq: torch.Tensor) -> None:
+    """Raise unless ``x_seq`` is a CUDA tensor of a dtype the kernels are built for."""
     if x_seq.device.type != "cuda":
         raise RuntimeError(
             f"backend='cupy' runs on CUDA tensors, got an input on {x_seq.device}; move the model "
@@ -39,6 +38,10 @@ def kernel_set(x_seq: torch.Tensor, reset: str, bidirectional: bool):
     if x_seq.dtype not in cupy_kernels.DTYPES:
         accepted = ", ".join(str(d) for d in cupy_kernels.DTYPES)
         raise TypeError(f"backend='cupy' supports inputs of dtype {accepted}; got {x_seq.dtype}")
+
+
+def kernel_set(x_seq: torch.Tensor, reset: str, bidirectional: bool):
+    """The compiled kernels for ``x_seq``'s dtype and length (``T >= 1``)."""
     return cupy_kernels.amplitude_kernels(x_seq.dtype, x_seq.shape[0], reset, bidirectional)
 
 

@@ -75,13 +75,15 @@ class HostAmplitudeKernels:
             raise ValueError(f"the host harness is built for {list(DTYPE_CODES)} and T in {STEPS}")
         self.lib = lib
         self.config = (DTYPE_CODES[dtype], steps, cupy_kernels.RESET_CODES[reset], int(bidirectional))
-        self.calls = []
+        self.calls = []  # kernel names, in order
+        self.bytes = []  # per call: bytes of each tensor argument given
 
     def blocks(self, n: int, device) -> int:
         return 1
 
     def _call(self, name: str, tensors, n: int, decay: float) -> None:
         self.calls.append(name)
+        self.bytes.append([t.numel() * t.element_size() for t in tensors if t is not None])
         status = getattr(self.lib, name)(*self.config, *(_pointer(t) for t in tensors), n, decay)
         assert status == 0, f"{name} is not built for {self.config}"
 

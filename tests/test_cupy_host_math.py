@@ -3,38 +3,14 @@ CUDA kernels' per-element math (neuron_zoo/cuda/amplitude_node.cuh, compiled by 
 harness) in place of the CUDA launches, against the torch backend. Spikes, final membranes,
 spike counts and input gradients must be identical; the learnable-alpha gradient equal up to
 summation order (1e-6 relative). Skips when g++ is missing."""
-import cuda_host_harness
 import pytest
 import torch
 from fused_twins import ALPHA, assert_alpha_grad_close, compare, tie_inputs, twins
 
-from neuron_zoo import ElasticBiNode, STELIFNode, TernaryFixedNode, cupy_kernels, fused_spike, valid_mask
+from neuron_zoo import ElasticBiNode, STELIFNode, TernaryFixedNode, valid_mask
 
 RESETS = ("reference", "hard", "soft")
 STEPS = (1, 2, 3, 4, 8)
-
-
-@pytest.fixture(scope="module")
-def harness():
-    try:
-        return cuda_host_harness.load()
-    except cuda_host_harness.HarnessUnavailable as err:
-        pytest.skip(f"kernel math not checked on the host: {err}")
-
-
-@pytest.fixture
-def launches(monkeypatch, harness):
-    """Routes backend='cupy' through the host harness; returns the kernel sets it hands out."""
-    created = []
-
-    def kernel_set(x_seq, reset, bidirectional):
-        created.append(cuda_host_harness.HostAmplitudeKernels(
-            harness, x_seq.dtype, x_seq.shape[0], reset, bidirectional))
-        return created[-1]
-
-    monkeypatch.setattr(fused_spike, "kernel_set", kernel_set)
-    monkeypatch.setattr(cupy_kernels, "require_cupy", lambda: None)
-    return created
 
 
 @pytest.mark.parametrize("steps", STEPS)
@@ -113,7 +89,7 @@ def test_cupy_first_batch_calibrates_on_torch_path_then_fuses(launches):
     for node in (ref, fused):
         node(x1)  # training mode, alpha empty: calibrates on the torch path
         node.reset()
-    assert torch.equal(fused.alpha, ref.alpha) and launches[0].calls == []
+    assert torch.equal(fused.alpha, ref.alpha) and launches == []  # no fused call yet
     compare(ref, fused, x2)
     assert launches[-1].calls == ["nz_forward", "nz_backward"]
 

@@ -136,11 +136,11 @@ class CupyAmplitudeKernels:
 
 
 def _torch_stream(cupy, device: torch.device):
-    """PyTorch's current stream on ``device`` as a CuPy stream (CuPy 14 ``Stream.from_external``,
-    ``ExternalStream`` before it)."""
+    """PyTorch's current stream on ``device`` as a CuPy stream: CuPy 14's ``Stream.from_external``
+    (CUDA stream protocol), else the older ``ExternalStream`` on the raw handle."""
     stream = torch.cuda.current_stream(device)
     from_external = getattr(cupy.cuda.Stream, "from_external", None)
-    if from_external is not None:
+    if from_external is not None and hasattr(stream, "__cuda_stream__"):
         return from_external(stream)
     return cupy.cuda.ExternalStream(stream.cuda_stream)
 

@@ -105,14 +105,17 @@ __device__ __forceinline__ V block_sum(V v, V* shared) {
   return v;
 }
 
-// Loads step t of VEC elements into column t of x.
+// Loads the T steps of N elements starting at element i0 of a [T, n] tensor: x[e][t].
 template <int N, int T, class S>
-__device__ __forceinline__ void load_step(const S* __restrict__ p, int count, bool vectorized,
-                                          float (&x)[N][T], int t) {
-  float values[N];
-  load_values<N>(p, count, vectorized, values);
+__device__ __forceinline__ void load_steps(const S* __restrict__ p, long long n, long long i0, int count,
+                                           bool vectorized, float (&x)[N][T]) {
   NZ_UNROLL
-  for (int e = 0; e < N; ++e) x[e][t] = values[e];
+  for (int t = 0; t < T; ++t) {
+    float values[N];
+    load_values<N>(p + t * n + i0, count, vectorized, values);
+    NZ_UNROLL
+    for (int e = 0; e < N; ++e) x[e][t] = values[e];
+  }
 }
 
 template <int N, int T, class S>
@@ -124,9 +127,39 @@ __device__ __forceinline__ void store_step(S* __restrict__ p, int count, bool ve
   store_values<N>(p, count, vectorized, values);
 }
 
-#define NZ_GRID_STRIDE_LOOP(chunk, chunks)                                                      \
-  for (long long chunk = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;         \
-       chunk < (chunks); chunk += static_cast<long long>(gridDim.x) * blockDim.x)
+// VEC values of an optional float32 input at element i0, zeros when it is absent (null).
+template <int N>
+__device__ __forceinline__ void load_or_zero(const float* __restrict__ p, long long i0, int count, bool vectorized,
+                                             float (&out)[N]) {
+  if (p != nullptr) {
+    load_values<N>(p + i0, count, vectorized, out);
+  } else {
+    NZ_UNROLL
+    for (int e = 0; e < N; ++e) out[e] = 0.0f;
+  }
+}
+
+// dL/dx of T steps and dL/dv0 of VEC elements at i0, each only where requested (non-null).
+template <int N, int T, class S>
+__device__ __forceinline__ void store_gradients(S* __restrict__ grad_x, float* __restrict__ grad_v0, long long n,
+                                                long long i0, int count, bool vectorized, const float (&g)[N][T],
+                                                const float (&g_v0)[N]) {
+  if (grad_x != nullptr) {
+    NZ_UNROLL
+    for (int t = 0; t < T; ++t) store_step<N, T>(grad_x + t * n + i0, count, vectorized, g, t);
+  }
+  if (grad_v0 != nullptr) store_values<N>(grad_v0 + i0, count, vectorized, g_v0);
+}
+
+// Grid-stride loop over chunks of VEC elements: i0 is a chunk's first element; the last chunk
+// may be partial (see chunk_size).
+#define NZ_FOR_EACH_CHUNK(i0, n, VEC)                                                           \
+  for (long long i0 = (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x) * (VEC);  \
+       i0 < (n); i0 += static_cast<long long>(gridDim.x) * blockDim.x * (VEC))
+
+__device__ __forceinline__ int chunk_size(long long n, long long i0, int vec) {
+  return static_cast<int>(n - i0 < vec ? n - i0 : vec);
+}
 
 // Forward: spikes s (input dtype), final membrane v_last (float32), optionally the backward code
 // ([(T + 1) / 2, n] bytes) and per-block spike counts (count_partials[block][t] = {#-, #+}).
@@ -148,19 +181,12 @@ amplitude_forward(const S* __restrict__ x, const float* __restrict__ amp, const 
     n_pos[t] = 0;
   }
   const bool vec = vectorized != 0;
-  NZ_GRID_STRIDE_LOOP(chunk, (n + VEC - 1) / VEC) {
-    const long long i0 = chunk * VEC;
-    const int count = static_cast<int>(n - i0 < VEC ? n - i0 : VEC);
+  NZ_FOR_EACH_CHUNK(i0, n, VEC) {
+    const int count = chunk_size(n, i0, VEC);
     float xs[VEC][T];
-    NZ_UNROLL
-    for (int t = 0; t < T; ++t) load_step<VEC, T>(x + t * n + i0, count, vec, xs, t);
+    load_steps<VEC, T>(x, n, i0, count, vec, xs);
     float v[VEC];
-    if (v0 != nullptr) {
-      load_values<VEC>(v0 + i0, count, vec, v);
-    } else {
-      NZ_UNROLL
-      for (int e = 0; e < VEC; ++e) v[e] = 0.0f;
-    }
+    load_or_zero<VEC>(v0, i0, count, vec, v);
     float m[VEC][T];
     int q[VEC][T];
     bool inside[VEC][T];
@@ -223,12 +249,10 @@ amplitude_backward(const S* __restrict__ grad_s, const unsigned char* __restrict
   NZ_UNROLL
   for (int t = 0; t < T; ++t) a[t] = amp[t];
   const bool vec = vectorized != 0;
-  NZ_GRID_STRIDE_LOOP(chunk, (n + VEC - 1) / VEC) {
-    const long long i0 = chunk * VEC;
-    const int count = static_cast<int>(n - i0 < VEC ? n - i0 : VEC);
+  NZ_FOR_EACH_CHUNK(i0, n, VEC) {
+    const int count = chunk_size(n, i0, VEC);
     float g[VEC][T];
-    NZ_UNROLL
-    for (int t = 0; t < T; ++t) load_step<VEC, T>(grad_s + t * n + i0, count, vec, g, t);
+    load_steps<VEC, T>(grad_s, n, i0, count, vec, g);
     unsigned char packed[VEC][CODE_BYTES];
     NZ_UNROLL
     for (int j = 0; j < CODE_BYTES; ++j) {
@@ -238,12 +262,7 @@ amplitude_backward(const S* __restrict__ grad_s, const unsigned char* __restrict
       for (int e = 0; e < VEC; ++e) packed[e][j] = row[e];
     }
     float carry[VEC];
-    if (grad_v_last != nullptr) {
-      load_values<VEC>(grad_v_last + i0, count, vec, carry);
-    } else {
-      NZ_UNROLL
-      for (int e = 0; e < VEC; ++e) carry[e] = 0.0f;
-    }
+    load_or_zero<VEC>(grad_v_last, i0, count, vec, carry);
     NZ_UNROLL
     for (int e = 0; e < VEC; ++e) {
       int q[T];
@@ -251,11 +270,7 @@ amplitude_backward(const S* __restrict__ grad_s, const unsigned char* __restrict
       unpack_codes<T>(packed[e], q, inside);
       carry[e] = backward_sequence<T, RESET>(q, inside, a, decay, g[e], carry[e], grad_v_last != nullptr);
     }
-    if (grad_x != nullptr) {
-      NZ_UNROLL
-      for (int t = 0; t < T; ++t) store_step<VEC, T>(grad_x + t * n + i0, count, vec, g, t);
-    }
-    if (grad_v0 != nullptr) store_values<VEC>(grad_v0 + i0, count, vec, carry);
+    store_gradients<VEC, T>(grad_x, grad_v0, n, i0, count, vec, g, carry);
   }
 }
 
@@ -278,28 +293,14 @@ amplitude_backward_lsq(const S* __restrict__ x, const float* __restrict__ v0, co
     acc[t] = 0.0;
   }
   const bool vec = vectorized != 0;
-  NZ_GRID_STRIDE_LOOP(chunk, (n + VEC - 1) / VEC) {
-    const long long i0 = chunk * VEC;
-    const int count = static_cast<int>(n - i0 < VEC ? n - i0 : VEC);
+  NZ_FOR_EACH_CHUNK(i0, n, VEC) {
+    const int count = chunk_size(n, i0, VEC);
     float xs[VEC][T], g[VEC][T];
-    NZ_UNROLL
-    for (int t = 0; t < T; ++t) {
-      load_step<VEC, T>(x + t * n + i0, count, vec, xs, t);
-      load_step<VEC, T>(grad_s + t * n + i0, count, vec, g, t);
-    }
+    load_steps<VEC, T>(x, n, i0, count, vec, xs);
+    load_steps<VEC, T>(grad_s, n, i0, count, vec, g);
     float v[VEC], carry[VEC];
-    if (v0 != nullptr) {
-      load_values<VEC>(v0 + i0, count, vec, v);
-    } else {
-      NZ_UNROLL
-      for (int e = 0; e < VEC; ++e) v[e] = 0.0f;
-    }
-    if (grad_v_last != nullptr) {
-      load_values<VEC>(grad_v_last + i0, count, vec, carry);
-    } else {
-      NZ_UNROLL
-      for (int e = 0; e < VEC; ++e) carry[e] = 0.0f;
-    }
+    load_or_zero<VEC>(v0, i0, count, vec, v);
+    load_or_zero<VEC>(grad_v_last, i0, count, vec, carry);
     NZ_UNROLL
     for (int e = 0; e < VEC; ++e) {
       float m[T];
@@ -309,11 +310,7 @@ amplitude_backward_lsq(const S* __restrict__ x, const float* __restrict__ v0, co
       if (e < count) accumulate_lsq<T, BIDIRECTIONAL>(g[e], m, q, inside, a, acc);
       carry[e] = backward_sequence<T, RESET>(q, inside, a, decay, g[e], carry[e], grad_v_last != nullptr);
     }
-    if (grad_x != nullptr) {
-      NZ_UNROLL
-      for (int t = 0; t < T; ++t) store_step<VEC, T>(grad_x + t * n + i0, count, vec, g, t);
-    }
-    if (grad_v0 != nullptr) store_values<VEC>(grad_v0 + i0, count, vec, carry);
+    store_gradients<VEC, T>(grad_x, grad_v0, n, i0, count, vec, g, carry);
   }
   __shared__ double shared[32];
   NZ_UNROLL

@@ -37,8 +37,9 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
     returned in the input dtype. Multi-step input is ``[T, N, *]``.
 
     ``backend='cupy'`` runs a multi-step call as one fused CUDA kernel forward and one backward
-    (:mod:`neuron_zoo.fused_spike`), with the same results: spikes and input gradients bit for
-    bit, the learnable-amplitude gradient up to summation order. It continues from the membrane
+    (:mod:`neuron_zoo.fused_spike`) doing the same float32 operations in the same order, so
+    spikes and input gradients match the torch backend, the learnable-amplitude gradient up to
+    summation order. It continues from the membrane
     and step left by a previous call when there was no ``reset()``. A call still takes the torch
     path when a step's amplitude needs calibrating first (see :meth:`step_amplitudes`), in
     single-step mode, with ``store_v_seq=True`` or for an empty input. Asking for it without

@@ -1,7 +1,8 @@
-"""The CUDA source that the cupy backend hands to NVRTC, compiled to PTX with nvcc (no GPU or
-driver needed) for every dtype / reset / direction / kernel at T = 4 and for T = 1, 3, 8: it must
-compile without warnings, export every kernel, and keep its per-element arrays in registers
-(no local memory). Skips when nvcc is missing."""
+"""The CUDA source that the cupy backend hands to NVRTC, compiled to PTX without a GPU or driver:
+with nvcc for every dtype / reset / direction / kernel at T = 4 and for T = 1, 3, 8 (no warnings,
+every kernel exported, per-element arrays kept in registers: no local memory), and with NVRTC
+through CuPy as at first use, when CuPy and the NVRTC library are installed. Each skips, saying
+why, when its compiler is missing."""
 import inspect
 import re
 import shutil
@@ -61,3 +62,25 @@ def test_cupy_kernel_source_compiles_to_ptx(tmp_path):
     entries = re.findall(r"\.entry\s+(\w+)\(", ptx)
     assert len(entries) == len(set(entries)) == len(names)
     assert ".local" not in ptx
+
+
+def test_cupy_kernel_source_compiles_with_nvrtc():
+    """What CuPy does at first use, short of loading the module on a device: NVRTC with CuPy's
+    options and our name expressions, every dtype / reset / direction at T = 4."""
+    try:
+        from cupy.cuda import compiler
+        compiler._get_nvrtc_version()
+        program = compiler._NVRTCProgram  # CuPy's NVRTC wrapper (private, CuPy 13-14)
+    except Exception as err:  # no CuPy, no NVRTC library, or another CuPy layout
+        pytest.skip(f"NVRTC through CuPy unavailable: {type(err).__name__}: {err}")
+    options = cupy_kernels.COMPILE_OPTIONS + ("-arch=compute_90", "--device-as-default-execution-space")
+    name = cupy_kernels.kernel_name
+    for dtype in cupy_kernels.DTYPES:
+        for reset in cupy_kernels.RESET_CODES:
+            for direction in (True, False):
+                names = [name(k, dtype, 4, reset, direction) for k in cupy_kernels.KERNELS]
+                compiled = program(cupy_kernels.kernel_source(), "kernels.cu", (), (), name_expressions=names,
+                                   method="ptx")
+                ptx, lowered = compiled.compile(options)
+                ptx = ptx.decode() if isinstance(ptx, bytes) else ptx
+                assert all(f".entry {lowered[name]}(" in ptx for name in names)

@@ -85,6 +85,13 @@ class ElasticBiNode(AmplitudeSpikeNode):
             self._append_alpha(self.k * global_abs_mean(m, self.valid_mask))
         return self.alpha[t].clamp_min(ALPHA_EPS)
 
+    def step_amplitudes(self, t0: int, steps: int, device: torch.device) -> Optional[torch.Tensor]:
+        """``alpha[t0 : t0 + steps]`` clamped like :meth:`amplitude`, or None if some of these
+        steps are not calibrated yet (the torch path then calibrates them, or raises in eval)."""
+        if t0 + steps > self.alpha.numel():
+            return None
+        return self.alpha[t0:t0 + steps].clamp_min(ALPHA_EPS)
+
     @torch.no_grad()
     def _append_alpha(self, value: torch.Tensor) -> None:
         value = value.reshape(1).to(device=self.alpha.device, dtype=self.alpha.dtype)

@@ -8,10 +8,11 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["neuron_zoo", "neuron_zoo.*", "sj_spikelm", "sj_spikelm.*"]),
+    package_data={"neuron_zoo": ["cuda/*.cuh", "cuda/*.cu"]},  # CUDA sources of backend='cupy'
     install_requires=[
         "torch>=2.1",
         "spikingjelly>=2.0,<3",
-        "transformers>=4.40",
+        "transformers>=5.0,<6",
         "datasets>=2.18",
         "tensorboard>=2.14",
         "matplotlib>=3.7",

@@ -7,7 +7,6 @@ Each setting runs ``--steps`` training steps on the real training data (dynamic 
 one evaluation on ``--eval_samples`` dev sentences. steps/s is the loop's own figure
 (``steps_per_second`` in metrics.json): batch collation, forward, backward and optimizer step,
 without evaluation and start-up, which the last column shows (model load, data, evaluation).
-Spiking settings are skipped when the spiking models are not installed.
 """
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ from pathlib import Path
 import torch
 
 from sj_spikelm.train import finetune
-from sj_spikelm.train.build import spiking_models_available
 from sj_spikelm.train.config import from_dict
 
 SETTINGS = {
@@ -46,9 +44,6 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.settings:
             setting = SETTINGS[name]
-            if setting["model"] == "spikelm" and not spiking_models_available():
-                rows.append((name, None, None, None, "skipped: spiking models not installed"))
-                continue
             cfg = from_dict(finetune.FinetuneConfig, {
                 **setting, "init_from": args.init_from, "task": args.task, "max_steps": args.steps,
                 "batch_size": args.batch_size, "max_seq_length": args.max_seq_length, "lr": 5e-5,
@@ -59,16 +54,16 @@ def main(argv=None) -> None:
             metrics = finetune.run(cfg)
             wall = time.perf_counter() - start
             rows.append((name, metrics["steps_per_second"], metrics["samples_per_second"],
-                         wall - metrics["train_seconds"], ""))
+                         wall - metrics["train_seconds"]))
     print(f"\nfinetune throughput: {args.task}, batch {args.batch_size}, max_seq_length "
           f"{args.max_seq_length}, {args.steps} steps, torch threads {torch.get_num_threads()}")
-    print("| setting | steps/s | sentences/s | wall time outside training steps (s) | note |")
-    print("|---|---|---|---|---|")
+    print("| setting | steps/s | sentences/s | wall time outside training steps (s) |")
+    print("|---|---|---|---|")
     def fmt(v):
         return f"{v:.3f}" if v is not None else "–"
 
-    for name, sps, sam, other, note in rows:
-        print(f"| {name} | {fmt(sps)} | {fmt(sam)} | {fmt(other)} | {note} |")
+    for name, sps, sam, other in rows:
+        print(f"| {name} | {fmt(sps)} | {fmt(sam)} | {fmt(other)} |")
     print(json.dumps({r[0]: r[1] for r in rows}))
 
 

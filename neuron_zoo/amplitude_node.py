@@ -3,9 +3,12 @@ fixed-threshold ternary neurons: a leaky membrane that emits amplitude-coded spi
 ``{-a, 0, +a}`` (or ``{0, +a}``) with a straight-through gradient."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from spikingjelly.activation_based import neuron
 
+from . import cupy_kernels, fused_spike
 from .init_args import RecordsInitArgs
 from .spike_function import straight_through_spike
 from .spike_stats import SpikeStatsMixin
@@ -32,9 +35,18 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
 
     The membrane is kept in float32 (or float64) whatever the input dtype; spikes are
     returned in the input dtype. Multi-step input is ``[T, N, *]``.
+
+    ``backend='cupy'`` runs a multi-step call as one fused CUDA kernel forward and one backward
+    (:mod:`neuron_zoo.fused_spike`) doing the same float32 operations in the same order, so
+    spikes and input gradients match the torch backend, the learnable-amplitude gradient up to
+    summation order. It continues from the membrane
+    and step left by a previous call when there was no ``reset()``. A call still takes the torch
+    path when a step's amplitude needs calibrating first (see :meth:`step_amplitudes`), in
+    single-step mode, with ``store_v_seq=True`` or for an empty input. Asking for it without
+    CuPy or CUDA raises ``RuntimeError`` naming what is missing; CPU inputs raise too.
     """
 
-    supported_backends = ("torch",)
+    supported_backends = ("torch", "cupy")
 
     def __init__(self, decay: float, threshold_scale: float, reset: str, bidirectional: bool,
                  step_mode: str = "m", backend: str = "torch"):
@@ -58,10 +70,19 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
 
     @backend.setter
     def backend(self, value: str) -> None:
-        self._backend = check_choice("backend", value, self.supported_backends)
+        check_choice("backend", value, self.supported_backends)
+        if value == "cupy":
+            cupy_kernels.require_cupy()
+        self._backend = value
 
     def amplitude(self, t: int, m: torch.Tensor):
         """Amplitude ``a[t]`` (float or 0-d tensor) for time step ``t`` given membrane ``m``."""
+        raise NotImplementedError
+
+    def step_amplitudes(self, t0: int, steps: int, device: torch.device) -> Optional[torch.Tensor]:
+        """Amplitudes ``a[t0], ..., a[t0 + steps - 1]`` as a ``[steps]`` tensor for the fused
+        backend (differentiable where ``a`` is learnable), or None when some step must first run
+        on the torch path (calibration)."""
         raise NotImplementedError
 
     def neuronal_charge(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -82,18 +103,25 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
             return torch.where(s == 0, m, torch.zeros_like(m))
         return m - s
 
-    def materialize_states(self, inputs, states, step_mode):
-        x = inputs[0][0] if step_mode == "m" else inputs[0]
-        v, t = states
-        dtype = torch.promote_types(x.dtype, torch.float32)
+    def _carried_membrane(self, v, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """State ``v`` left by a previous call as a membrane for step input ``x`` (float32, or
+        float64 for float64 input), None after ``reset()``; raises on a shape mismatch."""
         if not isinstance(v, torch.Tensor):
-            v = torch.zeros(x.shape, dtype=dtype, device=x.device)
-        elif v.shape != x.shape:
+            return None
+        if v.shape != x.shape:
             raise RuntimeError(
                 f"{type(self).__name__} still holds the state of an input of shape "
                 f"{tuple(v.shape)} but got one of shape {tuple(x.shape)}; call reset() "
                 "(spikingjelly functional.reset_net) between independent inputs")
-        return v.to(device=x.device, dtype=dtype), t
+        return v.to(device=x.device, dtype=torch.promote_types(x.dtype, torch.float32))
+
+    def materialize_states(self, inputs, states, step_mode):
+        x = inputs[0][0] if step_mode == "m" else inputs[0]
+        v, t = states
+        v = self._carried_membrane(v, x)
+        if v is None:
+            v = torch.zeros(x.shape, dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
+        return v, t
 
     def single_step_functional_forward(self, inputs, states, **kwargs):
         x = inputs[0]
@@ -111,8 +139,32 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
     def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs):
         if x_seq.dim() < 2:
             raise ValueError(f"multi-step input must be [T, N, *], got shape {tuple(x_seq.shape)}")
+        if self.backend == "cupy":
+            s_seq = self._fused_multi_step_forward(x_seq)
+            if s_seq is not None:
+                return s_seq
         s_seq = super().multi_step_forward(x_seq, *args, **kwargs)
         self._record_spikes(s_seq)
+        return s_seq
+
+    def _fused_multi_step_forward(self, x_seq: torch.Tensor) -> Optional[torch.Tensor]:
+        """``backend='cupy'``: all steps in one kernel; None when the call takes the torch path."""
+        fused_spike.check_input(x_seq)
+        if self.store_v_seq or x_seq.numel() == 0:
+            return None
+        amp = self.step_amplitudes(self.t, x_seq.shape[0], x_seq.device)
+        if amp is None:
+            return None
+        kernels = fused_spike.kernel_set(x_seq, self.reset_mode, self.bidirectional)
+        count = self.record_stats and self.valid_mask is None
+        s_seq, v, counts = fused_spike.amplitude_spikes(
+            kernels, x_seq, amp, self.threshold_scale * amp, self._carried_membrane(self.v, x_seq[0]),
+            self.decay, count)
+        self.v, self.t = v, self.t + x_seq.shape[0]
+        if counts is None:
+            self._record_spikes(s_seq)
+        else:
+            self._append_spike_counts(counts)
         return s_seq
 
     def reset(self):

@@ -85,10 +85,27 @@ class ElasticBiNode(AmplitudeSpikeNode):
             self._append_alpha(self.k * global_abs_mean(m, self.valid_mask))
         return self.alpha[t].clamp_min(ALPHA_EPS)
 
+    def step_amplitudes(self, t0: int, steps: int, device: torch.device) -> Optional[torch.Tensor]:
+        """``alpha[t0 : t0 + steps]`` clamped like :meth:`amplitude`, or None if some of these
+        steps are not calibrated yet (the torch path then calibrates them, or raises in eval)."""
+        if t0 + steps > self.alpha.numel():
+            return None
+        return self.alpha[t0:t0 + steps].clamp_min(ALPHA_EPS)
+
     @torch.no_grad()
     def _append_alpha(self, value: torch.Tensor) -> None:
         value = value.reshape(1).to(device=self.alpha.device, dtype=self.alpha.dtype)
         self.alpha.data = torch.cat([self.alpha.data, value])
+
+    @torch.no_grad()
+    def allocate_alpha(self, steps: int) -> None:
+        """Replace ``alpha`` by ``steps`` NaN placeholders (same dtype and device), counted as
+        calibrated steps. For loaders that check a tensor's shape before assigning it, such as
+        ``transformers``' ``from_pretrained``: allocate the checkpoint's size, then load the
+        values over it. ``allocate_alpha(0)`` discards the calibration."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps={steps!r} is not accepted; an int >= 0")
+        self.alpha.data = self.alpha.data.new_full((steps,), float("nan"))
 
     @torch.no_grad()
     def calibrate(self, x_seq: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -96,7 +113,7 @@ class ElasticBiNode(AmplitudeSpikeNode):
         ``alpha[t] = k * mean(|m[t]|)`` over the elements where ``mask`` is True (Eq. 10),
         in any mode. Leaves the neuron reset; returns ``alpha``."""
         self.reset()
-        self.alpha.data = self.alpha.data.new_empty(0)
+        self.allocate_alpha(0)
         step_mode, self.step_mode = self.step_mode, "m"
         self._calibrating = True
         try:
@@ -110,8 +127,8 @@ class ElasticBiNode(AmplitudeSpikeNode):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         incoming = state_dict.get(prefix + "alpha")
-        if incoming is not None and incoming.shape != self.alpha.shape:
-            self.alpha.data = self.alpha.data.new_empty(incoming.shape)
+        if incoming is not None and incoming.dim() == 1 and incoming.shape != self.alpha.shape:
+            self.allocate_alpha(incoming.shape[0])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:

@@ -2,11 +2,23 @@
 ternary neuron. Same mechanism as the elastic neuron, without elastic encoding."""
 from __future__ import annotations
 
+import torch
+
 from .amplitude_node import AmplitudeSpikeNode
 from .validation import check_real
 
 
-class STELIFNode(AmplitudeSpikeNode):
+class UnitAmplitudeNode(AmplitudeSpikeNode):
+    """An amplitude-coded neuron whose amplitude is 1 at every step."""
+
+    def amplitude(self, t, m) -> float:
+        return 1.0
+
+    def step_amplitudes(self, t0: int, steps: int, device: torch.device) -> torch.Tensor:
+        return torch.ones(steps, device=device)
+
+
+class STELIFNode(UnitAmplitudeNode):
     """LIF with a straight-through gradient, the paper's LIF-BERT baseline (App. A.1,
     Eq. 19-20)::
 
@@ -20,15 +32,12 @@ class STELIFNode(AmplitudeSpikeNode):
         v_threshold = check_real("v_threshold", v_threshold, 0.0, low_open=True)
         super().__init__(decay, v_threshold, "hard", False, step_mode, backend)
 
-    def amplitude(self, t, m) -> float:
-        return 1.0
-
     def extra_repr(self) -> str:
         return (f"decay={self.decay}, v_threshold={self.threshold_scale}, "
                 f"step_mode={self.step_mode!r}, backend={self.backend!r}")
 
 
-class TernaryFixedNode(AmplitudeSpikeNode):
+class TernaryFixedNode(UnitAmplitudeNode):
     """Bidirectional spikes ``{-1, 0, +1}`` with a fixed threshold (Eq. 8)::
 
         s[t] = +1 if m[t] >= v_threshold, -1 if m[t] <= -v_threshold, else 0
@@ -41,6 +50,3 @@ class TernaryFixedNode(AmplitudeSpikeNode):
                  step_mode: str = "m", backend: str = "torch"):
         v_threshold = check_real("v_threshold", v_threshold, 0.0, low_open=True)
         super().__init__(decay, v_threshold, reset, True, step_mode, backend)
-
-    def amplitude(self, t, m) -> float:
-        return 1.0

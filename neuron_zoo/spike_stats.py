@@ -33,6 +33,10 @@ class SpikeStatsMixin:
             dims = tuple(range(1, s_seq.dim()))
             n_neg, n_pos = neg.sum(dims), pos.sum(dims)
             counts = torch.stack([n_neg, total - n_neg - n_pos, n_pos], dim=1).float()
+        self._append_spike_counts(counts)
+
+    def _append_spike_counts(self, counts: torch.Tensor) -> None:
+        """Append ``[steps, 3]`` counts of ``(-, 0, +)`` spikes (e.g. reduced by a fused kernel)."""
         previous = self.__dict__.get("_spike_counts")
         self.__dict__["_spike_counts"] = counts if previous is None else torch.cat([previous, counts])
 

@@ -1,13 +1,10 @@
-"""Config -> model mapping (build_model), with BERT stand-ins; spiking models when present."""
+"""Config -> model mapping (build_model): the ANN (Hugging Face BERT) and the spiking models."""
 import pytest
 import torch
 from tiny import TINY_BERT
 
-from sj_spikelm.train.build import build_model, resolve_neuron, spiking_models_available
+from sj_spikelm.train.build import build_model, resolve_neuron
 from sj_spikelm.train.finetune import FinetuneConfig
-
-needs_spiking = pytest.mark.skipif(not spiking_models_available(),
-                                   reason="sj_spikelm.SpikeLMConfig not there yet (models branch not merged)")
 
 
 def cfg(**fields):
@@ -56,13 +53,6 @@ def test_bad_choices_are_named():
         build_model(cfg(), "classification")
 
 
-@pytest.mark.skipif(spiking_models_available(), reason="the spiking models are present")
-def test_spikelm_without_the_models_says_so():
-    with pytest.raises(ImportError, match="needs the spiking models"):
-        build_model(cfg(model="spikelm"), "mlm", vocab_size=40)
-
-
-@needs_spiking
 def test_spikelm_from_ann_and_fresh(tmp_path):
     from transformers import BertConfig, BertModel
 

@@ -137,6 +137,32 @@ def test_learnable_alpha_is_a_parameter_saved_in_state_dict():
     torch.testing.assert_close(fresh.alpha, node.alpha)
 
 
+@pytest.mark.parametrize("alpha_mode", ["calibrated", "learnable"])
+def test_allocate_alpha_sizes_placeholders_then_loading_fills_them(alpha_mode):
+    source = ElasticBiNode(alpha=alpha_mode).double()
+    source(torch.randn(3, 5, dtype=torch.float64))
+    source.reset()
+    node = ElasticBiNode(alpha=alpha_mode).double()
+    node.allocate_alpha(3)
+    assert node.calibrated_steps == 3 and node.alpha.dtype == torch.float64
+    assert torch.isnan(node.alpha).all()
+    assert isinstance(node.alpha, torch.nn.Parameter) == (alpha_mode == "learnable")
+    node.alpha.data.copy_(source.alpha.data)  # what a shape-checking loader does
+    torch.testing.assert_close(node.eval()(torch.ones(3, 5, dtype=torch.float64)),
+                               source.eval()(torch.ones(3, 5, dtype=torch.float64)))
+    node.reset()
+    node.allocate_alpha(0)
+    assert node.calibrated_steps == 0
+    with pytest.raises(RuntimeError, match="no calibrated alpha"):
+        node(torch.ones(3, 5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("steps", [-1, 2.0, True])
+def test_allocate_alpha_rejects_bad_steps(steps):
+    with pytest.raises(ValueError, match="steps="):
+        ElasticBiNode().allocate_alpha(steps)
+
+
 def test_single_step_equals_multi_step():
     torch.manual_seed(1)
     x = torch.randn(4, 6, 7)

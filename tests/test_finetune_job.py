@@ -6,7 +6,6 @@ import pytest
 from tiny import finetune_args
 
 from sj_spikelm.train import finetune
-from sj_spikelm.train.build import spiking_models_available
 
 
 def read(run_dir):
@@ -49,8 +48,6 @@ def test_distillation_from_a_finetuned_ann(tmp_path, tiny_tokenizer, tiny_glue):
     assert m["config"]["distill_weights"]["attention"] == 0.5 and m["steps"] == 2
 
 
-@pytest.mark.skipif(not spiking_models_available(),
-                    reason="sj_spikelm.SpikeLMConfig not there yet (models branch not merged)")
 @pytest.mark.parametrize("neuron", ["elastic_bi(k=2)", "elastic_bi(k=2, alpha='learnable')", "ste_lif"])
 def test_spiking_finetune_reports_firing_rates(tmp_path, tiny_tokenizer, tiny_glue, neuron):
     run = tmp_path / "spike"

@@ -46,6 +46,22 @@ def test_finetune_resume_is_exact(tmp_path, tiny_tokenizer, tiny_glue):
     assert m["scores"]["SST-2"] == 100 * m["best"]["validation"]["accuracy"]
     assert m["best"]["score"] == max(e["score"] for e in m["evals"])
     assert m["task"] == "sst2" and m["metric"] == "accuracy" and m["firing_rate"] is None
+    assert m["energy_mj_per_sequence"] > 0 and "energy_unavailable" not in m["best"]  # ANN: all MACs
+
+
+def test_spiking_finetune_resume_is_exact(tmp_path, tiny_tokenizer, tiny_glue):
+    """The same with a SpikeLM whose amplitudes are learnable: calibrated on the first batch
+    before the optimizer is built, trained, saved, and restored with the optimizer state."""
+    common = dict(model="spikelm", neuron="elastic_bi(k=2, alpha='learnable')", T=2, max_steps=6,
+                  eval_every=3, save_best="false")
+    full, split = tmp_path / "full", tmp_path / "split"
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, full, **common))
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, split, stop_after=3, **common))
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, split, **common))
+    assert_same_run(full, split)
+    alphas = [k for k in weights(full) if k.endswith("alpha")]
+    assert alphas and all(weights(full)[k].shape == (2,) for k in alphas)
+    assert json.loads((full / "metrics.json").read_text())["firing_rate"] > 0
 
 
 def test_finetune_without_resume_differs_from_a_fresh_start(tmp_path, tiny_tokenizer, tiny_glue):

@@ -19,13 +19,6 @@ MODELS = ("bert", "spikelm")
 HEADS = ("mlm", "classification")
 
 
-def spiking_models_available() -> bool:
-    """Whether the spiking model classes (``sj_spikelm.SpikeLMConfig`` ...) exist."""
-    import sj_spikelm
-
-    return hasattr(sj_spikelm, "SpikeLMConfig")
-
-
 def resolve_neuron(neuron: str, k: Optional[float] = None) -> str:
     """Canonical spec of ``neuron`` with ``k`` applied when given, e.g.
     ``("elastic_bi(reset='hard')", 3)`` -> ``"elastic_bi(k=3, reset='hard')"``."""
@@ -91,9 +84,6 @@ def _build_bert(cfg, head, extra, vocab_size, eager_attention):
 
 
 def _build_spikelm(cfg, head, extra, vocab_size):
-    if not spiking_models_available():
-        raise ImportError("model='spikelm' needs the spiking models (sj_spikelm.SpikeLMConfig, "
-                          "from_ann, ...), which this checkout does not have yet; use model='bert'")
     import sj_spikelm as sl
 
     cls = sl.SpikeLMForMaskedLM if head == "mlm" else sl.SpikeLMForSequenceClassification

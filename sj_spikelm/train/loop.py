@@ -264,11 +264,9 @@ def _better(score: float, best: Optional[Dict], higher_is_better: bool) -> bool:
 
 
 def _firing_rate_monitor(model: nn.Module, writer, every: int):
-    """``sj_spikelm.monitor.FiringRateMonitor`` for models with spiking neurons, when present."""
-    try:
-        from sj_spikelm.monitor import FiringRateMonitor
-    except ImportError:
-        return None
+    """``sj_spikelm.monitor.FiringRateMonitor`` for a model with spiking neurons, else None."""
+    from sj_spikelm.monitor import FiringRateMonitor
+
     if not any(isinstance(m, SpikeStatsMixin) for m in model.modules()):
         return None
     return FiringRateMonitor(model, writer, every=every)
@@ -407,6 +405,8 @@ def fit(cfg: TrainConfig, job: Job, model: nn.Module, tokenizer=None,
     if not state["evals"] or state["evals"][-1]["step"] != state["step"]:
         if not stopped:
             evaluate()  # a resumed run that had finished before its last evaluation
+    if monitor is not None:
+        monitor.close()  # removes its hooks from the model
     if writer is not None:
         writer.close()
     samples = steps_run * cfg.batch_size * world

@@ -1,0 +1,96 @@
+"""SpikeLM configuration: BERT's fields and defaults plus the spiking ones."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+from torch import nn
+from transformers import BertConfig
+
+import neuron_zoo
+from neuron_zoo.validation import check_bool, check_positive_int
+
+NeuronSpec = Union[str, nn.Module]
+
+
+def build_encoder_neuron(spec: NeuronSpec, T: int, **overrides) -> nn.Module:
+    """A fresh zoo neuron from ``spec`` for an encoder that runs ``T`` time steps (passes
+    ``T`` to neurons that take it, such as ``psn``)."""
+    if neuron_zoo.accepts_argument(spec, "T"):
+        overrides.setdefault("T", T)
+    return neuron_zoo.build_neuron(spec, **overrides)
+
+
+def _as_spec(name: str, spec: NeuronSpec, T: int) -> str:
+    """Check ``spec`` (string or zoo neuron instance) and return it as a spec string."""
+    if isinstance(spec, nn.Module):
+        spec = neuron_zoo.neuron_spec(spec)
+    elif not isinstance(spec, str):
+        raise TypeError(f"{name}={spec!r} must be a neuron spec string such as 'elastic_bi(k=2)' "
+                        f"or a zoo neuron instance; registered: {', '.join(neuron_zoo.list_neurons())}")
+    arguments = neuron_zoo.parse_spec(spec)[1]
+    if "step_mode" in arguments:
+        raise ValueError(f"{name}={spec!r}: leave out step_mode; the encoder runs every neuron "
+                         "in multi-step mode")
+    if arguments.get("T", T) != T:
+        raise ValueError(f"{name}={spec!r} sets T={arguments['T']} but the config has T={T}")
+    build_encoder_neuron(spec, T)  # raises ValueError naming a bad name or argument
+    return spec
+
+
+class SpikeLMConfig(BertConfig):
+    r"""Configuration of the SpikeLM encoder: every ``BertConfig`` field with BERT-base's
+    defaults, plus
+
+    - ``T`` (int, 4): time steps the embedding output is repeated over.
+    - ``neuron`` (spec string or zoo neuron instance, stored as its spec): the neuron in front
+      of every linear layer of the encoder, e.g. ``"elastic_bi(k=2)"``, ``"ste_lif"``,
+      ``"ann"`` (the ANN baseline, same weight layout).
+    - ``kv_neuron`` (spec or None): the neuron that spikes key and value after their
+      projections; None means ``neuron`` with ``decay=0`` where it has a ``decay`` argument
+      (no membrane carried across steps, as in SpikeLM).
+    - ``spike_attention_kv`` (bool, True): False keeps key and value real-valued.
+    - ``calibration_counts_padding`` (bool, False): True lets padding positions into the
+      calibration statistic (and, in training mode, the spike statistics), as the public
+      SpikeLM code does.
+    - ``neurons_calibrated`` (bool, False): written by ``save_pretrained``; True when the saved
+      elastic neurons hold ``alpha`` for all ``T`` steps, so ``from_pretrained`` sizes them to
+      load it. A model built from a config alone always starts uncalibrated.
+    """
+
+    model_type = "spikelm"
+
+    T: int = 4
+    neuron: Union[str, nn.Module] = "elastic_bi(k=2)"
+    kv_neuron: Optional[Union[str, nn.Module]] = None
+    spike_attention_kv: bool = True
+    calibration_counts_padding: bool = False
+    neurons_calibrated: bool = False
+
+    def __post_init__(self, **kwargs):
+        self.T = check_positive_int("T", self.T)
+        for name in ("spike_attention_kv", "calibration_counts_padding", "neurons_calibrated"):
+            check_bool(name, getattr(self, name))
+        self.neuron = _as_spec("neuron", self.neuron, self.T)
+        if self.kv_neuron is not None:
+            self.kv_neuron = _as_spec("kv_neuron", self.kv_neuron, self.T)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size={self.hidden_size} is not a multiple of "
+                             f"num_attention_heads={self.num_attention_heads}")
+        if self.is_decoder or self.add_cross_attention:
+            raise ValueError("SpikeLM is a bidirectional encoder: is_decoder and add_cross_attention "
+                             "must be False")
+        super().__post_init__(**kwargs)
+
+    def build_neuron(self) -> nn.Module:
+        """A fresh ``neuron`` (the one in front of every linear layer)."""
+        return build_encoder_neuron(self.neuron, self.T)
+
+    def build_kv_neuron(self) -> nn.Module:
+        """A fresh key/value neuron: ``kv_neuron``, else ``neuron`` with ``decay=0`` where it
+        has a ``decay``; the identity when ``spike_attention_kv`` is False."""
+        if not self.spike_attention_kv:
+            return neuron_zoo.ANNNode()
+        if self.kv_neuron is not None:
+            return build_encoder_neuron(self.kv_neuron, self.T)
+        no_memory = {"decay": 0.0} if neuron_zoo.accepts_argument(self.neuron, "decay") else {}
+        return build_encoder_neuron(self.neuron, self.T, **no_memory)

@@ -183,6 +183,12 @@ def main(argv=None) -> int:
           f"({states.count('done')} done, {len(runs) - states.count('done')} to run)")
     for run, state in zip(runs, states):
         print(f"  [{state:>7}] {run.name}")
+    names = {r.name for r in runs} | {"report"}
+    stale = sorted(p.name for p in runs_dir.iterdir() if p.is_dir() and p.name not in names) \
+        if runs_dir.is_dir() else []
+    if stale:
+        print(f"  ({len(stale)} other folder(s) in {runs_dir} are not runs of this grid (an earlier "
+              "config?); the table below leaves them out, `experiments.report` on the folder would not)")
     if args.dry_run:
         return 0
     failures = []

@@ -36,10 +36,6 @@ log = logging.getLogger("sj_spikelm.finetune")
 class FinetuneConfig(TrainConfig):
     task: str = "sst2"
     data_dir: Optional[str] = None
-    max_seq_length: int = 128
-    max_train_samples: int = 0
-    max_eval_samples: int = 0
-    data_seed: int = 0
     energy_batch: int = 32
 
 

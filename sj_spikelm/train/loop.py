@@ -59,6 +59,11 @@ class TrainConfig:
     T: int = 4
     model_config: Dict[str, Any] = field(default_factory=dict)
     model_overrides: Dict[str, Any] = field(default_factory=dict)
+    # data: sequence length; subsets of max_*_samples examples (0 = all) drawn with data_seed
+    max_seq_length: int = 128
+    max_train_samples: int = 0
+    max_eval_samples: int = 0
+    data_seed: int = 0
     # optimisation
     batch_size: int = 32
     lr: float = 5e-5

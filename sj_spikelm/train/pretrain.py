@@ -44,11 +44,7 @@ class PretrainConfig(TrainConfig):
     eval_corpus: Optional[str] = None
     eval_corpus_split: str = "validation"
     cache_dir: Optional[str] = None
-    max_seq_length: int = 128
     mlm_probability: float = 0.15
-    max_train_samples: int = 0
-    max_eval_samples: int = 0
-    data_seed: int = 0
     lr: float = 1e-4
     epochs: float = 1.0
     eval_batch_size: int = 16

@@ -63,6 +63,11 @@ def test_spikelm_from_ann_and_fresh(tmp_path):
                         "classification", num_labels=2)
     assert isinstance(model, sl.SpikeLMForSequenceClassification)
     assert model.config.T == 2 and model.config.neuron == "elastic_bi(k=3)" and model.config.num_labels == 2
+    mlm = build_model(cfg(model="spikelm", init_from=str(tmp_path / "ann"), T=1), "mlm")  # pooler dropped
+    assert isinstance(mlm, sl.SpikeLMForMaskedLM)
+    ann = BertModel.from_pretrained(tmp_path / "ann")
+    copied = mlm.bert.encoder.layer[1].output.dense.weight
+    assert torch.equal(copied, ann.encoder.layer[1].output.dense.weight)
     fresh = build_model(cfg(model="spikelm", neuron="ste_lif", T=1), "mlm", vocab_size=40)
     assert isinstance(fresh, sl.SpikeLMForMaskedLM) and fresh.config.hidden_size == 32
     fresh.save_pretrained(tmp_path / "spiking")

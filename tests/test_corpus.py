@@ -38,6 +38,19 @@ def test_blocks_are_cls_stream_sep_and_cached(tmp_path, tok, monkeypatch):
         load_token_blocks(str(text), tok, seq_len=5, cache_dir=tmp_path / "cache")
 
 
+def test_fingerprint_ignores_call_settings(tok):
+    from sj_spikelm.data.corpus import tokenizer_fingerprint
+
+    before = tokenizer_fingerprint(tok)
+    tok.backend_tokenizer.enable_truncation(5)  # as a saved tokenizer.json may hold; a call resets it
+    tok.backend_tokenizer.enable_padding(length=8)
+    assert tokenizer_fingerprint(tok) == before
+    tok(["the movie"], add_special_tokens=False)
+    assert tokenizer_fingerprint(tok) == before
+    tok.add_tokens(["zebra"])
+    assert tokenizer_fingerprint(tok) != before
+
+
 def test_folder_corpus_in_sorted_order(tmp_path, tok):
     folder = tmp_path / "texts"
     (folder / "sub").mkdir(parents=True)

@@ -53,11 +53,16 @@ def _hub_texts(source: str, config: Optional[str], split: str, text_column: str)
 
 def tokenizer_fingerprint(tokenizer) -> str:
     """Hash of everything that decides the token ids: the tokenizer's serialised pipeline
-    (normaliser, pre-tokeniser, vocabulary) and its special token ids."""
+    (normaliser, pre-tokeniser, vocabulary) and its special token ids; not its truncation and
+    padding settings, which each call sets anew."""
     h = hashlib.sha256(type(tokenizer).__name__.encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    h.update(backend.to_str().encode() if backend is not None
-             else json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    if backend is not None:
+        pipeline = json.loads(backend.to_str())
+        pipeline = {k: v for k, v in pipeline.items() if k not in ("truncation", "padding")}
+        h.update(json.dumps(pipeline, sort_keys=True).encode())
+    else:
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
     h.update(json.dumps([tokenizer.cls_token_id, tokenizer.sep_token_id]).encode())
     return h.hexdigest()
 

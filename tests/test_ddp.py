@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from tiny import finetune_args
@@ -14,8 +15,11 @@ from sj_spikelm.train import finetune
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_tokenizer, tiny_glue):
-    common = dict(max_steps=4, eval_every=2, save_best="false", amp="off",
+@pytest.mark.parametrize("model", [dict(model="bert"), dict(model="spikelm", neuron="elastic_bi(k=2)", T=2)],
+                         ids=["bert", "spikelm"])
+def test_torchrun_two_ranks_matches_one_process(tmp_path, tiny_tokenizer, tiny_glue, model):
+    """For SpikeLM this includes the amplitude calibration, all-reduced over the ranks."""
+    common = dict(max_steps=4, eval_every=2, save_best="false", amp="off", **model,
                   model_overrides='{"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}')
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     finetune.main(finetune_args(tiny_tokenizer, tiny_glue, single, batch_size=8, **common))

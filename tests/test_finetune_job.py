@@ -40,12 +40,24 @@ def test_distillation_from_a_finetuned_ann(tmp_path, tiny_tokenizer, tiny_glue):
     teacher = tmp_path / "teacher"
     finetune.main(finetune_args(tiny_tokenizer, tiny_glue, teacher, max_steps=4, max_eval_samples=8))
     assert read(teacher)["dev_examples"] == {"validation": 8}
-    student = tmp_path / "student"
-    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, student, max_steps=2, distill=teacher / "best",
-                                distill_weights='{"attention": 0.5}', max_train_samples=16))
-    m = read(student)
-    assert m["train_examples"] == 16 and m["config"]["distill"] == str(teacher / "best")
-    assert m["config"]["distill_weights"]["attention"] == 0.5 and m["steps"] == 2
+    for name, model in (("ann", {}), ("spiking", {"model": "spikelm", "T": 2})):
+        student = tmp_path / name
+        finetune.main(finetune_args(tiny_tokenizer, tiny_glue, student, max_steps=2, distill=teacher / "best",
+                                    distill_weights='{"attention": 0.5}', max_train_samples=16, **model))
+        m = read(student)
+        assert m["train_examples"] == 16 and m["config"]["distill"] == str(teacher / "best")
+        assert m["config"]["distill_weights"]["attention"] == 0.5 and m["steps"] == 2
+        logged = {tag for f in (student / "tb").iterdir() for tag in _scalar_tags(f)}
+        assert {"train/distill_logits", "train/distill_hidden", "train/distill_attention",
+                "train/task_loss"} <= logged
+
+
+def _scalar_tags(event_file):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(event_file))
+    acc.Reload()
+    return acc.Tags()["scalars"]
 
 
 @pytest.mark.parametrize("neuron", ["elastic_bi(k=2)", "elastic_bi(k=2, alpha='learnable')", "ste_lif"])

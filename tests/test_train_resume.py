@@ -1,0 +1,96 @@
+"""The shared loop on tiny BERTs: N steps == N/2 steps + resume + N/2 steps, bit for bit on CPU
+(weights and optimizer state), for fine-tuning and MLM pre-training; metrics.json only when done."""
+import json
+
+import torch
+from safetensors.torch import load_file
+from tiny import TINY_BERT, finetune_args, make_corpus
+
+from sj_spikelm.train import finetune, pretrain
+
+
+def weights(run_dir):
+    return load_file(run_dir / "checkpoint" / "model.safetensors")
+
+
+def optimizer_state(run_dir):
+    return torch.load(run_dir / "checkpoint" / "training_state.pt", weights_only=False)["optimizer"]["state"]
+
+
+def assert_same_run(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    sa, sb = optimizer_state(a), optimizer_state(b)
+    for i in sa:
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(sa[i][key], sb[i][key])
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert [e["score"] for e in ma["evals"]] == [e["score"] for e in mb["evals"]]
+    assert ma["best"]["step"] == mb["best"]["step"]
+
+
+def test_finetune_resume_is_exact(tmp_path, tiny_tokenizer, tiny_glue):
+    # 64 examples / batch 8 = 8 steps per epoch; 12 steps cross an epoch boundary; stop at 6
+    common = dict(max_steps=12, eval_every=4, save_best="false")
+    full, split = tmp_path / "full", tmp_path / "split"
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, full, **common))
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, split, stop_after=6, **common))
+    assert not (split / "metrics.json").exists()  # stopped early: not finished
+    assert torch.load(split / "checkpoint" / "training_state.pt", weights_only=False)["state"]["step"] == 6
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, split, **common))
+    assert_same_run(full, split)
+    m = json.loads((full / "metrics.json").read_text())
+    assert m["steps"] == 12 and [e["step"] for e in m["evals"]] == [4, 8, 12]
+    assert m["scores"]["SST-2"] == 100 * m["best"]["validation"]["accuracy"]
+    assert m["best"]["score"] == max(e["score"] for e in m["evals"])
+    assert m["task"] == "sst2" and m["metric"] == "accuracy" and m["firing_rate"] is None
+    assert m["energy_mj_per_sequence"] > 0 and "energy_unavailable" not in m["best"]  # ANN: all MACs
+
+
+def test_spiking_finetune_resume_is_exact(tmp_path, tiny_tokenizer, tiny_glue):
+    """The same with a SpikeLM whose amplitudes are learnable: calibrated on the first batch
+    before the optimizer is built, trained, saved, and restored with the optimizer state."""
+    common = dict(model="spikelm", neuron="elastic_bi(k=2, alpha='learnable')", T=2, max_steps=6,
+                  eval_every=3, save_best="false")
+    full, split = tmp_path / "full", tmp_path / "split"
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, full, **common))
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, split, stop_after=3, **common))
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, split, **common))
+    assert_same_run(full, split)
+    alphas = [k for k in weights(full) if k.endswith("alpha")]
+    assert alphas and all(weights(full)[k].shape == (2,) for k in alphas)
+    assert json.loads((full / "metrics.json").read_text())["firing_rate"] > 0
+
+
+def test_finetune_without_resume_differs_from_a_fresh_start(tmp_path, tiny_tokenizer, tiny_glue):
+    """The equality above is not trivial: a different seed changes the weights."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, a, max_steps=3, save_best="false"))
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, b, max_steps=3, save_best="false", seed=1))
+    wa, wb = weights(a), weights(b)
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_pretrain_resume_is_exact(tmp_path, tiny_tokenizer):
+    corpus = make_corpus(tmp_path / "train.txt", lines=80)
+    held_out = make_corpus(tmp_path / "test.txt", lines=20, seed=1)
+    cache = tmp_path / "cache"
+
+    def args(run_dir, **extra):
+        fields = {"model": "bert", "tokenizer": tiny_tokenizer, "model_config": json.dumps(TINY_BERT),
+                  "corpus": corpus, "eval_corpus": held_out, "cache_dir": cache, "max_seq_length": 16,
+                  "batch_size": 8, "lr": 1e-3, "max_steps": 8, "eval_every": 4, "run_dir": run_dir, **extra}
+        return [f"--{k}={v}" for k, v in fields.items()]
+
+    full, split = tmp_path / "full", tmp_path / "split"
+    pretrain.main(args(full))
+    pretrain.main(args(split, stop_after=3))
+    pretrain.main(args(split))
+    assert_same_run(full, split)
+    m = json.loads((full / "metrics.json").read_text())
+    assert m["job"] == "pretrain" and m["best"]["score"] == min(e["mlm_loss"] for e in m["evals"])
+    assert abs(m["best"]["perplexity"] - torch.tensor(m["best"]["mlm_loss"]).exp().item()) < 1e-3
+    assert m["best"]["masked_tokens"] > 0 and (full / "best" / "model.safetensors").is_file()
+    assert len(list(cache.glob("mlm-*.npy"))) == 2  # train and eval corpus, tokenised once each

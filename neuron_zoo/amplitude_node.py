@@ -131,6 +131,15 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
         s = self.neuronal_fire(m, a)
         return (s.to(x.dtype),), (self.neuronal_reset(m, s, a), t + 1)
 
+    def multi_step_functional_forward(self, inputs, states, **kwargs):
+        # SpikingJelly's default indexes x_seq[t]; in backward every index allocates a zero
+        # tensor of the whole sequence (O(T^2) memory traffic). unbind's backward stacks once.
+        steps = []
+        for x in inputs[0].unbind(0):
+            (s,), states = self.single_step_functional_forward((x,), states)
+            steps.append(s)
+        return (torch.stack(steps),), states
+
     def single_step_forward(self, x: torch.Tensor, *args, **kwargs):
         s = super().single_step_forward(x, *args, **kwargs)
         self._record_spikes(s.unsqueeze(0))

@@ -23,16 +23,18 @@ class SpikeStatsMixin:
             return
         with torch.no_grad():
             mask = expand_mask(self.valid_mask, s_seq[0])
-            neg, pos = s_seq < 0, s_seq > 0
+            g = torch.sign(s_seq)  # reduced as float: summing bool tensors first casts them to int64
             if mask is None:
-                total = torch.full((s_seq.shape[0],), s_seq[0].numel(), device=s_seq.device)
+                total = torch.full((s_seq.shape[0],), float(s_seq[0].numel()), device=s_seq.device,
+                                   dtype=torch.float64)
             else:
-                neg, pos = neg & mask, pos & mask
-                total = mask.sum() * (s_seq[0].numel() // mask.numel())
-                total = total.expand(s_seq.shape[0])
-            dims = tuple(range(1, s_seq.dim()))
-            n_neg, n_pos = neg.sum(dims), pos.sum(dims)
-            counts = torch.stack([n_neg, total - n_neg - n_pos, n_pos], dim=1).float()
+                g = g * mask
+                total = (mask.sum() * (s_seq[0].numel() // mask.numel())).double().expand(s_seq.shape[0])
+            # per-row sums of +-1 are exact in float32 below 2**24 elements; the rest in float64
+            acc = torch.float32 if g.shape[-1] < 2 ** 24 else torch.float64
+            net = g.sum(-1, dtype=acc).double().reshape(s_seq.shape[0], -1).sum(1)
+            fired = g.abs().sum(-1, dtype=acc).double().reshape(s_seq.shape[0], -1).sum(1)
+            counts = torch.stack([(fired - net) / 2, total - fired, (fired + net) / 2], dim=1).float()
         self._append_spike_counts(counts)
 
     def _append_spike_counts(self, counts: torch.Tensor) -> None:

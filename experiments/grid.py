@@ -24,6 +24,10 @@ It holds ``grid.json`` (the run's setting, axes and config), ``config.yaml``, ``
 ``metrics.json`` is skipped; any other run is (re)started, and the job resumes from its own
 checkpoint if it left one. Each run is a subprocess: a failure is recorded in ``failed.json``
 (exit code, log tail) and the grid goes on; the exit status is 1 if any run failed.
+
+Several grid processes may share one runs folder (e.g. one per GPU, or one per CPU core with
+``threads: 1``): a run in progress holds ``running.lock`` (host and pid), the others skip it.
+A lock whose process is gone on this host is taken over.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ import itertools
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +49,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 METRICS_FILE = "metrics.json"
+LOCK_FILE = "running.lock"
 TOP_KEYS = ("job", "runs_dir", "timeout", "base", "settings", "grid", "report")
 
 
@@ -112,9 +118,47 @@ def expand(spec: Dict[str, Any]) -> List[Run]:
     return runs
 
 
+def _lock_owner_alive(lock: Path) -> bool:
+    """Whether the process named in ``lock`` ("host pid") still runs; a lock from another host
+    counts as alive (it cannot be checked from here)."""
+    try:
+        host, pid = lock.read_text().split()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def acquire(run_dir: Path) -> bool:
+    """Take ``run_dir``'s lock for this process; False if another live process holds it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / LOCK_FILE
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if _lock_owner_alive(lock):
+                return False
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{socket.gethostname()} {os.getpid()}")
+        return True
+    return False
+
+
 def status(run_dir: Path) -> str:
     if (run_dir / METRICS_FILE).is_file():
         return "done"
+    if (run_dir / LOCK_FILE).is_file() and _lock_owner_alive(run_dir / LOCK_FILE):
+        return "running"
     if (run_dir / "failed.json").is_file():
         return "failed"
     return "started" if run_dir.exists() else "todo"
@@ -192,11 +236,21 @@ def main(argv=None) -> int:
     if args.dry_run:
         return 0
     failures = []
-    for i, (run, state) in enumerate(zip(runs, states), start=1):
-        if state == "done":
+    for i, run in enumerate(runs, start=1):
+        run_dir = runs_dir / run.name
+        if status(run_dir) == "done":
+            continue
+        if not acquire(run_dir):
+            print(f"[{i}/{len(runs)}] {run.name}: running in another grid process, skipped", flush=True)
+            continue
+        if status(run_dir) == "done":  # finished by another process between the checks
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)
             continue
         print(f"[{i}/{len(runs)}] {run.name} ...", flush=True)
-        result = run_one(spec["job"], run, runs_dir / run.name, timeout)
+        try:
+            result = run_one(spec["job"], run, run_dir, timeout)
+        finally:
+            (run_dir / LOCK_FILE).unlink(missing_ok=True)
         print(f"[{i}/{len(runs)}] {run.name}: {'ok' if result['ok'] else 'FAILED: ' + result['error']} "
               f"({result['seconds']:.0f} s)", flush=True)
         if not result["ok"]:

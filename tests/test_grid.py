@@ -103,3 +103,23 @@ def test_grid_prints_the_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| A | 91.00 ± 1.41 |" in out and "| B | 81.00 ± 1.41 |" in out
     assert "Relative to A" in out and "| B | 89.0 |" in out
+
+
+def test_run_locked_by_a_live_process_is_skipped_and_a_stale_lock_taken_over(tmp_path, capsys):
+    import os
+    import socket
+
+    path = write_spec(tmp_path, {"base": {"score": 50}, "grid": {"seed": [0, 1]}})
+    runs = grid.expand(grid.load_spec(path))
+    busy, stale = (tmp_path / "runs" / r.name for r in runs)
+    busy.mkdir(parents=True)
+    stale.mkdir(parents=True)
+    (busy / grid.LOCK_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")  # alive: this test
+    dead = 2 ** 22 + 12345  # above the default pid_max, so no such process
+    (stale / grid.LOCK_FILE).write_text(f"{socket.gethostname()} {dead}")
+    assert grid.status(busy) == "running"
+    grid.main([str(path), "--no-report"])
+    assert "running in another grid process, skipped" in capsys.readouterr().out
+    assert not (busy / "metrics.json").exists() and (busy / grid.LOCK_FILE).exists()
+    assert (stale / "metrics.json").exists() and not (stale / grid.LOCK_FILE).exists()
+    assert grid.acquire(stale) and not grid.acquire(stale)  # exclusive while held

@@ -62,9 +62,10 @@ def _is_neuron(module: nn.Module) -> bool:
 def copy_ann_weights(ann: PreTrainedModel, model: SpikeLMPreTrainedModel) -> Dict[str, list]:
     """Copy every tensor of ``ann`` to the tensor of ``model`` with the same name (the base
     model's prefix ``bert.`` added or dropped as needed). Raises ``ValueError`` if a tensor of
-    the ANN's base model (embeddings, encoder, pooler) has no counterpart of the same shape;
-    returns ``{"unused": ANN head tensors left out, "fresh": model tensors not copied}``
-    (neuron state such as ``alpha`` excluded)."""
+    the ANN's embeddings or encoder has no counterpart of the same shape; returns
+    ``{"unused": ANN tensors left out (heads, and the pooler when the model has none, as in
+    the MLM model), "fresh": model tensors not copied}`` (neuron state such as ``alpha``
+    excluded)."""
     ann_bare = ann.base_model is ann
     model_bare = model.base_model is model
     targets = model.state_dict()
@@ -80,7 +81,7 @@ def copy_ann_weights(ann: PreTrainedModel, model: SpikeLMPreTrainedModel) -> Dic
             with torch.no_grad():
                 targets[target].copy_(tensor)
             copied.add(target)
-        elif in_base:
+        elif in_base and not (target not in targets and base_name.startswith("pooler.")):
             mismatched.append(name if target not in targets else
                               f"{name} {tuple(tensor.shape)} vs {tuple(targets[target].shape)}")
         else:

@@ -93,6 +93,15 @@ def test_heads_the_spiking_class_lacks_or_adds_are_logged(tmp_path, caplog):
     assert "classifier.bias" in text
 
 
+def test_bare_encoder_pooler_is_reported_unused_by_the_mlm_model(tmp_path, caplog):
+    ann = saved_ann(BertModel, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="sj_spikelm.conversion"):
+        snn = from_ann(tmp_path, neuron="ann", model_class=SpikeLMForMaskedLM)
+    assert "not used by SpikeLMForMaskedLM: pooler.dense.weight, pooler.dense.bias" in caplog.text
+    copied, source = snn.bert.encoder.layer[0].output.dense, ann.encoder.layer[0].output.dense
+    assert torch.equal(copied.weight, source.weight)
+
+
 def test_base_model_tensor_without_counterpart_raises(tmp_path):
     ann = saved_ann(BertModel, tmp_path)
     ann.encoder.register_parameter("extra", torch.nn.Parameter(torch.zeros(3)))

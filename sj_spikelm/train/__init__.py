@@ -1,6 +1,4 @@
 """Training jobs: MLM pre-training (:mod:`.pretrain`), GLUE fine-tuning (:mod:`.finetune`),
 distillation from an ANN teacher (:mod:`.distill`), on the shared loop (:mod:`.loop`); the
-config-to-model mapping is :func:`.build.build_model`."""
-from ..import_guard import hide_unloadable_packages
-
-hide_unloadable_packages()  # before anything imports transformers (idempotent)
+config-to-model mapping is :func:`.build.build_model`. (Importing this package runs
+``sj_spikelm/__init__``, which hides an unloadable torchvision before transformers is used.)"""

@@ -91,12 +91,7 @@ def _build_spikelm(cfg, head, extra, vocab_size):
     if cfg.init_from:
         if _checkpoint_model_type(cfg.init_from) == sl.SpikeLMConfig.model_type:
             return cls.from_pretrained(cfg.init_from, **spiking, **extra)
-        ann = cfg.init_from
-        if head == "mlm":  # a bare encoder's pooler has no place in an MLM model: load the ANN as one
-            import transformers as tf
-
-            ann = tf.AutoModelForMaskedLM.from_pretrained(cfg.init_from)
-        return sl.from_ann(ann, model_class=cls, **spiking, **extra)
+        return sl.from_ann(cfg.init_from, model_class=cls, **spiking, **extra)
     fields = {**cfg.model_config, **extra, **spiking}
     if vocab_size is not None:
         fields.setdefault("vocab_size", vocab_size)

@@ -44,7 +44,8 @@ def row_label(run: Dict[str, Any]) -> str:
     config = run["metrics"].get("config") or {}
     if config.get("model") == "spikelm":
         k = f", k={_fmt(config['k'])}" if config.get("k") is not None else ""
-        return f"spikelm {config.get('neuron')}{k}, T={config.get('T')}"
+        neuron = config.get("neuron") or "checkpoint's neuron"
+        return f"spikelm {neuron}{k}, T={config.get('T') or 'checkpoint'}"
     return str(config.get("model", "run"))
 
 

@@ -75,4 +75,10 @@ def test_spikelm_from_ann_and_fresh(tmp_path):
                         "mlm")
     assert isinstance(again, sl.SpikeLMForMaskedLM)
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), again.state_dict().values()))
+    kept = build_model(cfg(model="spikelm", init_from=str(tmp_path / "spiking")), "mlm")  # fields unset
+    assert kept.config.neuron == "ste_lif" and kept.config.T == 1
+    with pytest.raises(ValueError, match="neuron='elastic_bi' differs from the spiking checkpoint's"):
+        build_model(cfg(model="spikelm", init_from=str(tmp_path / "spiking"), neuron="elastic_bi"), "mlm")
+    with pytest.raises(ValueError, match="T=4 differs from the spiking checkpoint's T=1"):
+        build_model(cfg(model="spikelm", init_from=str(tmp_path / "spiking"), T=4), "mlm")
 

@@ -68,4 +68,36 @@ def test_spiking_finetune_reports_firing_rates(tmp_path, tiny_tokenizer, tiny_gl
     m = read(run)
     assert 0.0 < m["firing_rate"] < 1.0
     assert set(m["firing_rate_per_layer"]) >= {"0", "1"}
-    assert m["energy_mj_per_sequence"] is None or m["energy_mj_per_sequence"] > 0
+    assert m["energy_mj_per_sequence"] > 0 and "energy_unavailable" not in m["best"]
+
+
+def test_training_firing_rate_window_leaves_out_evaluation(tmp_path, tiny_tokenizer, tiny_glue, monkeypatch):
+    """The monitor's hooks are off while the dev set runs, so TensorBoard's training firing
+    rates count training forwards only."""
+    from sj_spikelm.train import loop
+
+    monitors, during_eval = [], []
+    make_monitor = loop._firing_rate_monitor
+
+    def capture(*args, **kwargs):
+        monitors.append(make_monitor(*args, **kwargs))
+        return monitors[-1]
+
+    evaluate, loss = finetune.GlueJob.evaluate, finetune.GlueJob.loss
+    during_training = []
+
+    def checked_loss(self, model, batch):
+        if monitors:  # (the calibration forward comes before the monitor)
+            during_training.append(monitors[0].counts.is_enable())
+        return loss(self, model, batch)
+
+    def checked(self, model):
+        during_eval.append(monitors[0].counts.is_enable())
+        return evaluate(self, model)
+
+    monkeypatch.setattr(loop, "_firing_rate_monitor", capture)
+    monkeypatch.setattr(finetune.GlueJob, "evaluate", checked)
+    monkeypatch.setattr(finetune.GlueJob, "loss", checked_loss)
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, tmp_path / "run", model="spikelm", T=2,
+                                max_steps=4, eval_every=2, save_best="false"))
+    assert during_eval == [False, False] and during_training == [True] * 4

@@ -94,3 +94,22 @@ def test_pretrain_resume_is_exact(tmp_path, tiny_tokenizer):
     assert abs(m["best"]["perplexity"] - torch.tensor(m["best"]["mlm_loss"]).exp().item()) < 1e-3
     assert m["best"]["masked_tokens"] > 0 and (full / "best" / "model.safetensors").is_file()
     assert len(list(cache.glob("mlm-*.npy"))) == 2  # train and eval corpus, tokenised once each
+
+
+def test_training_does_not_depend_on_when_evaluations_happen(tmp_path, tiny_tokenizer, tiny_glue):
+    """Evaluations (with the ANN's energy estimate) draw no random numbers from the training's
+    stream: evaluating every 2 or every 4 steps trains the same weights."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, a, max_steps=4, eval_every=2, save_best="false"))
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, b, max_steps=4, eval_every=4, save_best="false"))
+    wa, wb = weights(a), weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_rerunning_a_finished_job_keeps_its_throughput(tmp_path, tiny_tokenizer, tiny_glue):
+    run = tmp_path / "run"
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, run, max_steps=2, save_best="false"))
+    first = json.loads((run / "metrics.json").read_text())["steps_per_second"]
+    finetune.main(finetune_args(tiny_tokenizer, tiny_glue, run, max_steps=2, save_best="false"))
+    again = json.loads((run / "metrics.json").read_text())
+    assert first > 0 and again["steps_this_run"] == 0 and again["steps_per_second"] == first

@@ -5,7 +5,10 @@ BERT) or ``model: spikelm`` (a spiking model of :mod:`sj_spikelm`, with ``neuron
 ``SpikeLMConfig``) is loaded with ``from_pretrained``; any other folder or hub name is an ANN
 checkpoint, converted with ``sj_spikelm.from_ann`` for ``model: spikelm``; ``None`` builds a
 fresh model from ``model_config`` (BERT fields, e.g. ``hidden_size``). ``model_overrides`` are
-config fields applied on top of a checkpoint (e.g. ``hidden_dropout_prob``).
+config fields applied on top of a checkpoint (e.g. ``hidden_dropout_prob``). ``neuron``, ``k``
+and ``T`` left unset (None) mean the spiking checkpoint's own, else ``DEFAULT_NEURON`` /
+``DEFAULT_T``; set to values that differ from a spiking checkpoint's, they raise ``ValueError``
+(a trained spiking model is not silently given another neuron).
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from typing import Optional
 log = logging.getLogger(__name__)
 MODELS = ("bert", "spikelm")
 HEADS = ("mlm", "classification")
+DEFAULT_NEURON = "elastic_bi(k=2)"
+DEFAULT_T = 4
 
 
 def resolve_neuron(neuron: str, k: Optional[float] = None) -> str:
@@ -87,10 +92,20 @@ def _build_spikelm(cfg, head, extra, vocab_size):
     import sj_spikelm as sl
 
     cls = sl.SpikeLMForMaskedLM if head == "mlm" else sl.SpikeLMForSequenceClassification
-    spiking = {"neuron": resolve_neuron(cfg.neuron, cfg.k), "T": cfg.T}
+    if cfg.init_from and _checkpoint_model_type(cfg.init_from) == sl.SpikeLMConfig.model_type:
+        saved = sl.SpikeLMConfig.from_pretrained(cfg.init_from)
+        if cfg.neuron is not None or cfg.k is not None:
+            wanted = resolve_neuron(cfg.neuron or saved.neuron, cfg.k)
+            if wanted != resolve_neuron(saved.neuron):
+                raise ValueError(f"neuron={wanted!r} differs from the spiking checkpoint's "
+                                 f"{saved.neuron!r} ({cfg.init_from}); leave neuron and k unset to keep it")
+        if cfg.T is not None and cfg.T != saved.T:
+            raise ValueError(f"T={cfg.T} differs from the spiking checkpoint's T={saved.T} "
+                             f"({cfg.init_from}); leave T unset to keep it")
+        return cls.from_pretrained(cfg.init_from, **extra)
+    spiking = {"neuron": resolve_neuron(cfg.neuron or DEFAULT_NEURON, cfg.k),
+               "T": DEFAULT_T if cfg.T is None else cfg.T}
     if cfg.init_from:
-        if _checkpoint_model_type(cfg.init_from) == sl.SpikeLMConfig.model_type:
-            return cls.from_pretrained(cfg.init_from, **spiking, **extra)
         return sl.from_ann(cfg.init_from, model_class=cls, **spiking, **extra)
     fields = {**cfg.model_config, **extra, **spiking}
     if vocab_size is not None:

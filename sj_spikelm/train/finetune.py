@@ -131,7 +131,10 @@ class GlueJob:
             batch = collate(ds, list(range(min(self.cfg.energy_batch, len(ds)))), self.tokenizer)
             batch.pop("labels")
             device = next(model.parameters()).device
-            energy, why = energy_per_sequence(model, {k: v.to(device) for k, v in batch.items()})
+            # from_ann initialises the ANN's twin with the global generator: keep the training's
+            # random stream (dropout) independent of when evaluations happen
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                energy, why = energy_per_sequence(model, {k: v.to(device) for k, v in batch.items()})
             result["energy_mj_per_sequence"] = energy
             if why:
                 result["energy_unavailable"] = why

@@ -54,9 +54,9 @@ class TrainConfig:
     model: str = "spikelm"
     init_from: Optional[str] = None
     tokenizer: Optional[str] = None
-    neuron: str = "elastic_bi(k=2)"
+    neuron: Optional[str] = None  # None: a spiking checkpoint's own, else build.DEFAULT_NEURON
     k: Optional[float] = None
-    T: int = 4
+    T: Optional[int] = None  # None: a spiking checkpoint's own, else build.DEFAULT_T
     model_config: Dict[str, Any] = field(default_factory=dict)
     model_overrides: Dict[str, Any] = field(default_factory=dict)
     # data: sequence length; subsets of max_*_samples examples (0 = all) drawn with data_seed
@@ -341,8 +341,14 @@ def fit(cfg: TrainConfig, job: Job, model: nn.Module, tokenizer=None,
 
     def evaluate() -> None:
         model.eval()
-        with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            result = {"step": state["step"], **job.evaluate(model)}
+        if monitor is not None:
+            monitor.counts.disable()  # the training firing rates must not count dev forwards
+        try:
+            with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                result = {"step": state["step"], **job.evaluate(model)}
+        finally:
+            if monitor is not None:
+                monitor.counts.enable()
         model.train()
         state["evals"].append(result)
         if writer is not None:
@@ -362,7 +368,7 @@ def fit(cfg: TrainConfig, job: Job, model: nn.Module, tokenizer=None,
     if resumed:
         set_rng_state(torch.load(ckpt / f"rng_rank{rank}.pt", weights_only=False))
     model.train()
-    steps_run, seconds_run = 0, 0.0
+    steps_run = 0
     stopped = False
     bar = tqdm(total=total, initial=state["step"], disable=not main or None, desc=run_dir.name)
     while state["step"] < total and not stopped:
@@ -382,7 +388,7 @@ def fit(cfg: TrainConfig, job: Job, model: nn.Module, tokenizer=None,
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             seconds = time.perf_counter() - tick
-            steps_run, seconds_run = steps_run + 1, seconds_run + seconds
+            steps_run += 1
             state["train_seconds"] += seconds
             state["step"] += 1
             epoch_end = b + 1 == len(batches)
@@ -414,11 +420,12 @@ def fit(cfg: TrainConfig, job: Job, model: nn.Module, tokenizer=None,
         monitor.close()  # removes its hooks from the model
     if writer is not None:
         writer.close()
-    samples = steps_run * cfg.batch_size * world
+    # throughput over the whole run, resumed slices included (train_seconds is checkpointed)
+    rate = state["step"] / state["train_seconds"] if state["train_seconds"] else None
     return {"steps": state["step"], "total_steps": total, "epochs": state["step"] / steps_per_epoch,
             "train_seconds": state["train_seconds"], "steps_this_run": steps_run,
-            "steps_per_second": steps_run / seconds_run if seconds_run else None,
-            "samples_per_second": samples / seconds_run if seconds_run else None,
+            "steps_per_second": rate,
+            "samples_per_second": rate * cfg.batch_size * world if rate else None,
             "best": state["best"], "final": state["evals"][-1] if state["evals"] else None,
             "evals": state["evals"], "stopped_early": stopped, "world_size": world,
             "config": dataclasses.asdict(cfg)}

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import time
-from collections import defaultdict
 from typing import Dict, List
 
 import torch
@@ -27,16 +26,15 @@ from neuron_zoo import SpikeStatsMixin
 from sj_spikelm import SpikeLMConfig, SpikeLMModel
 from sj_spikelm.energy import estimate_energy
 from sj_spikelm.monitor import counts_to_rates, plot_firing_rates
+from sj_spikelm.train.spike_totals import SpikeTotals
 
 
 def layer_rates(model: SpikeLMModel) -> List[float]:
     """Firing rate of each encoder layer over all its spiking neurons (non-zero spikes / all
     elements, real tokens, all steps) from the neurons' cached counts of the last forward."""
-    counts: Dict[int, torch.Tensor] = defaultdict(lambda: torch.zeros(3))
-    for name, node in model.named_modules():
-        if isinstance(node, SpikeStatsMixin):
-            counts[int(re.search(r"layer\.(\d+)\.", name).group(1))] += node.spike_counts.sum(0)
-    return [float((c[0] + c[2]) / c.sum()) for _, c in sorted(counts.items())]
+    totals = SpikeTotals(model)
+    totals.update()
+    return [rate for _, rate in sorted(totals.rates_per_layer().items(), key=lambda kv: int(kv[0]))]
 
 
 def measure(config: SpikeLMConfig, batch: Dict[str, torch.Tensor], seed: int, out: str) -> Dict:

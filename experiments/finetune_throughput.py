@@ -38,7 +38,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--eval_samples", type=int, default=256)
-    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), help=f"any of {list(SETTINGS)}")
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS),
+                        help="which rows to time (default: all)")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

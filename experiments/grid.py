@@ -140,18 +140,20 @@ def acquire(run_dir: Path) -> bool:
     """Take ``run_dir``'s lock for this process; False if another live process holds it."""
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = run_dir / LOCK_FILE
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            if _lock_owner_alive(lock):
-                return False
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{socket.gethostname()} {os.getpid()}")
-        return True
-    return False
+    owner = run_dir / f".{LOCK_FILE}.{socket.gethostname()}.{os.getpid()}"
+    owner.write_text(f"{socket.gethostname()} {os.getpid()}")
+    try:
+        for _ in range(2):
+            try:  # link: the lock appears with its content, or not at all
+                os.link(owner, lock)
+                return True
+            except FileExistsError:
+                if _lock_owner_alive(lock):
+                    return False
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+        return False
+    finally:
+        owner.unlink(missing_ok=True)
 
 
 def status(run_dir: Path) -> str:

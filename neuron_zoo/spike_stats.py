@@ -41,6 +41,7 @@ class SpikeStatsMixin:
         """Append ``[steps, 3]`` counts of ``(-, 0, +)`` spikes (e.g. reduced by a fused kernel)."""
         previous = self.__dict__.get("_spike_counts")
         self.__dict__["_spike_counts"] = counts if previous is None else torch.cat([previous, counts])
+        self.__dict__["_spike_rows_recorded"] = self.spike_rows_recorded + counts.shape[0]
 
     def _clear_spike_stats(self) -> None:
         self.__dict__["_spike_counts"] = None
@@ -50,6 +51,12 @@ class SpikeStatsMixin:
         """``[steps, 3]`` float tensor: counts of ``-a``, ``0`` and ``+a`` spikes per time
         step since the last ``reset()`` (``None`` before any forward)."""
         return self.__dict__.get("_spike_counts")
+
+    @property
+    def spike_rows_recorded(self) -> int:
+        """Rows (time steps) appended to ``spike_counts`` since the neuron was built; ``reset()``
+        does not clear it, so a monitor can take exactly the rows a forward added."""
+        return self.__dict__.get("_spike_rows_recorded", 0)
 
     @property
     def spike_shares(self) -> Optional[torch.Tensor]:

@@ -24,22 +24,44 @@ Rates = Dict[str, Dict[str, object]]
 class SpikeCountMonitor(monitor.AttributeMonitor):
     """``AttributeMonitor`` on ``spike_counts`` of every spiking zoo neuron in ``net`` (the
     classes deriving from ``neuron_zoo.SpikeStatsMixin``; ``ann`` neurons have no spikes) that
-    keeps one running sum per neuron (``totals``) instead of a list of records."""
+    keeps one running ``[T, 3]`` sum per neuron (``totals``) instead of a list of records. After
+    each forward it adds only the rows that forward appended (``spike_rows_recorded``), at
+    their time-step positions, so single-step neurons (one row per call, counts kept until
+    ``reset()``) are summed correctly too."""
 
     def __init__(self, net: nn.Module):
         super().__init__("spike_counts", False, net, instance=neuron_zoo.SpikeStatsMixin)
         self.totals: Dict[str, torch.Tensor] = {}
+        modules = dict(net.named_modules())
+        self._rows_seen = {name: modules[name].spike_rows_recorded for name in self.monitored_layers}
 
-    def _record(self, name: str, value: Optional[torch.Tensor]) -> None:
-        if value is None:
+    def create_hook(self, name):
+        def hook(module, *args):
+            if self.is_enable():
+                self._add_new_rows(name, module)
+
+        return hook
+
+    def _add_new_rows(self, name: str, node: nn.Module) -> None:
+        counts, recorded = node.spike_counts, node.spike_rows_recorded
+        new = recorded - self._rows_seen.get(name, 0)
+        self._rows_seen[name] = recorded
+        if counts is None or new <= 0:
             return
+        new = min(new, len(counts))
+        start, end = len(counts) - new, len(counts)
         total = self.totals.get(name)
-        self.totals[name] = value if total is None else total + value
+        if total is None or len(total) < end:
+            grown = counts.new_zeros(end, 3)
+            if total is not None:
+                grown[: len(total)] = total
+            total = grown
+        total[start:end] += counts[start:end].detach()
+        self.totals[name] = total
 
     def clear_recorded_data(self) -> None:
         super().clear_recorded_data()
         self.totals = {}
-
 
 def counts_to_rates(totals: Dict[str, torch.Tensor]) -> Rates:
     """``{name: {"rate", "shares", "per_step", "per_step_shares"}}`` from ``[T, 3]`` counts:

@@ -51,3 +51,20 @@ def test_location_prefixes(tmp_path, monkeypatch):
     monkeypatch.setenv("SJ_SPIKELM_DATA", str(tmp_path / "nope"))
     with pytest.raises(FileNotFoundError, match="SJ_SPIKELM_DATA"):
         resolve_locations(from_dict(PretrainConfig, {"corpus": "data:wikitext-2/valid.txt"}))
+
+
+@pytest.mark.parametrize("cls, fields, message", [
+    (FinetuneConfig, {"batch_size": 0}, r"batch_size=0 is out of range; accepted: >= 1"),
+    (FinetuneConfig, {"log_every": 0}, r"log_every=0 is out of range; accepted: >= 1"),
+    (FinetuneConfig, {"eval_batch_size": -1}, r"eval_batch_size=-1 is out of range"),
+    (FinetuneConfig, {"max_seq_length": 0}, r"max_seq_length=0 is out of range"),
+    (FinetuneConfig, {"warmup_ratio": 1.5}, r"warmup_ratio=1.5 is out of range; accepted: >= 0 and <= 1"),
+    (FinetuneConfig, {"lr": 0.0}, r"lr=0.0 is out of range; accepted: > 0"),
+    (FinetuneConfig, {"T": 0}, r"T=0 is out of range"),
+    (FinetuneConfig, {"distill_weights": {"hiden": 1.0}}, r"distill_weights hiden=1.0: accepted keys task"),
+    (FinetuneConfig, {"distill_weights": {"hidden": -1.0}}, r"distill_weights hidden=-1.0"),
+    (PretrainConfig, {"mlm_probability": 1.5}, r"mlm_probability=1.5 is out of range; accepted: \(0, 1\)"),
+])
+def test_out_of_range_values_name_the_field_and_range(cls, fields, message):
+    with pytest.raises(ValueError, match=message):
+        from_dict(cls, fields)

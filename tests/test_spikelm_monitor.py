@@ -37,6 +37,23 @@ def test_rates_sum_the_cached_counts_of_every_forward(tiny_config, batch, tmp_pa
     monitor.close()
 
 
+def test_single_step_neurons_are_summed_per_time_step(tmp_path):
+    """Single-step neurons keep counts until reset(); each call adds exactly its own row."""
+    from neuron_zoo import STELIFNode
+
+    net = torch.nn.Sequential(STELIFNode(step_mode="s"))
+    monitor = FiringRateMonitor(net, tmp_path, every=1)
+    x = torch.tensor([[2.0, 0.0, 0.0, 0.0], [2.0, 2.0, 0.0, 0.0], [2.0, 2.0, 2.0, 0.0]])
+    for sequence in range(2):
+        for t in range(3):
+            net(x[t])  # step t fires t + 1 of 4 elements (decay carries no extra spike: hard reset)
+        net[0].reset()
+    rates = monitor.rates()["0"]
+    assert rates["per_step"] == pytest.approx([0.25, 0.5, 0.75])
+    assert rates["rate"] == pytest.approx(0.5)
+    monitor.close()
+
+
 def test_log_writes_readable_tensorboard_events_every_n_steps(tiny_config, batch, tmp_path):
     model = SpikeLMModel(tiny_config(T=2)).calibrate(**batch).eval()
     monitor = FiringRateMonitor(model, tmp_path, every=2)

@@ -90,6 +90,31 @@ class TrainConfig:
     distill_weights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     distill_temperature: float = 1.0
 
+    # field -> (lowest accepted, lowest excluded?, highest); checked on construction
+    RANGES = {"max_seq_length": (1, False, None), "max_train_samples": (0, False, None),
+              "max_eval_samples": (0, False, None), "batch_size": (1, False, None),
+              "lr": (0, True, None), "weight_decay": (0, False, None), "epochs": (0, True, None),
+              "max_steps": (0, False, None), "warmup_ratio": (0, False, 1), "warmup_steps": (0, False, None),
+              "max_grad_norm": (0, False, None), "eval_batch_size": (1, False, None),
+              "eval_every": (0, False, None), "save_every": (0, False, None), "log_every": (1, False, None),
+              "stop_after": (0, False, None), "threads": (0, False, None), "T": (1, False, None),
+              "k": (0, True, None), "distill_temperature": (0, True, None)}
+
+    def __post_init__(self):
+        for name, (low, open_low, high) in self.RANGES.items():
+            value = getattr(self, name, None)
+            if value is None or isinstance(value, str):
+                continue
+            too_low = value <= low if open_low else value < low
+            if too_low or (high is not None and value > high):
+                accepted = f"{'>' if open_low else '>='} {low}"
+                accepted += f" and <= {high}" if high is not None else ""
+                raise ValueError(f"{name}={value!r} is out of range; accepted: {accepted}")
+        for key, weight in self.distill_weights.items():
+            if key not in DEFAULT_WEIGHTS or not weight >= 0:
+                raise ValueError(f"distill_weights {key}={weight!r}: accepted keys "
+                                 f"{', '.join(DEFAULT_WEIGHTS)} with weights >= 0")
+
 
 class Job(Protocol):
     """What a job gives :func:`fit`."""

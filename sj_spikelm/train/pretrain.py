@@ -49,6 +49,11 @@ class PretrainConfig(TrainConfig):
     epochs: float = 1.0
     eval_batch_size: int = 16
 
+    def __post_init__(self):
+        super().__post_init__()
+        if not 0 < self.mlm_probability < 1:
+            raise ValueError(f"mlm_probability={self.mlm_probability!r} is out of range; accepted: (0, 1)")
+
 
 class MLMJob:
     """Masked blocks, the MLM loss (plus distillation with a teacher) and evaluation."""

@@ -19,19 +19,27 @@ def toy_dataset(n=16, length=8, vocab=40, seed=0):
                                        "labels": labels.tolist()})
 
 
-def test_trainer_trains_evaluates_and_saves_a_spiking_model(tmp_path):
+@pytest.mark.parametrize("neuron", ["elastic_bi(k=2)", "elastic_bi(k=2, alpha='learnable')"])
+def test_trainer_trains_evaluates_and_saves_a_spiking_model(tmp_path, neuron):
     from transformers import Trainer, TrainingArguments
 
     torch.manual_seed(0)
     config = SpikeLMConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                            intermediate_size=64, max_position_embeddings=16, T=2,
-                           neuron="elastic_bi(k=2)", num_labels=2)
+                           neuron=neuron, num_labels=2)
     model = SpikeLMForSequenceClassification(config)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=4,
                              per_device_eval_batch_size=8, learning_rate=1e-2, report_to=[],
                              save_strategy="no", use_cpu=True, seed=0, dataloader_num_workers=0)
     trainer = Trainer(model=model, args=args, train_dataset=toy_dataset(), eval_dataset=toy_dataset(seed=1))
+    calibrated = {}
+
+    def keep_first_alpha(neuron, inputs, output):
+        calibrated.setdefault("bert.encoder.layer.0.attention.self.query.neuron.alpha",
+                              neuron.alpha.detach().clone())
+
+    model.bert.encoder.layer[0].attention.self.query.neuron.register_forward_hook(keep_first_alpha)
     result = trainer.train()
 
     assert result.global_step == 3 and torch.isfinite(torch.tensor(result.training_loss))
@@ -39,6 +47,11 @@ def test_trainer_trains_evaluates_and_saves_a_spiking_model(tmp_path):
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
     assert "bert.encoder.layer.0.attention.self.query.weight" in changed
     assert "classifier.weight" in changed
+    alpha = model.bert.encoder.layer[0].attention.self.query.neuron.alpha
+    assert alpha.shape == (2,)
+    if "learnable" in neuron:  # the parameter existed (empty) when Trainer built its optimizer
+        name = "bert.encoder.layer.0.attention.self.query.neuron.alpha"
+        assert name in changed and not torch.equal(alpha, calibrated[name])
     metrics = trainer.evaluate()
     assert torch.isfinite(torch.tensor(metrics["eval_loss"]))
 

@@ -26,7 +26,7 @@ setup(
         "sj-finetune = sj_spikelm.train.finetune:main",
     ]},
     extras_require={
-        "dev": ["pytest>=7", "ruff>=0.4"],
+        "dev": ["pytest>=7", "ruff>=0.4", "accelerate>=1.1"],  # accelerate: transformers.Trainer (tested)
         "cuda": ["cupy-cuda12x>=13"],
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13.6"],

@@ -77,11 +77,12 @@ def copy_ann_weights(ann: PreTrainedModel, model: SpikeLMPreTrainedModel) -> Dic
             target = base_name if model_bare else f"{model.base_model_prefix}.{base_name}"
         else:
             target = None if model_bare else name
+        pooler_without_place = in_base and target not in targets and base_name.startswith("pooler.")
         if target in targets and targets[target].shape == tensor.shape:
             with torch.no_grad():
                 targets[target].copy_(tensor)
             copied.add(target)
-        elif in_base and not (target not in targets and base_name.startswith("pooler.")):
+        elif in_base and not pooler_without_place:
             mismatched.append(name if target not in targets else
                               f"{name} {tuple(tensor.shape)} vs {tuple(targets[target].shape)}")
         else:

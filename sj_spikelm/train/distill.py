@@ -33,10 +33,15 @@ def layer_map(student_layers: int, teacher_layers: int) -> List[int]:
 
 
 def check_weights(weights: Dict[str, float]) -> Dict[str, float]:
-    unknown = set(weights) - set(DEFAULT_WEIGHTS)
-    if unknown:
-        raise ValueError(f"unknown distillation weight(s) {sorted(unknown)}; accepted: "
-                         f"{', '.join(DEFAULT_WEIGHTS)}")
+    """``DEFAULT_WEIGHTS`` updated with ``weights``; an unknown key or a negative weight raises."""
+    accepted = f"accepted keys {', '.join(DEFAULT_WEIGHTS)} with weights >= 0"
+    for key, weight in weights.items():
+        if key not in DEFAULT_WEIGHTS:
+            unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
+            raise ValueError(f"distill_weights {key}={weight!r}: {accepted} "
+                             f"(unknown distillation weight(s) {unknown})")
+        if not weight >= 0:
+            raise ValueError(f"distill_weights {key}={weight!r}: {accepted}")
     return {**DEFAULT_WEIGHTS, **weights}
 
 

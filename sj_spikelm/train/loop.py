@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from neuron_zoo import SpikeStatsMixin
 
-from .distill import DEFAULT_WEIGHTS
+from .distill import DEFAULT_WEIGHTS, check_weights
 
 log = logging.getLogger("sj_spikelm.train")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -110,10 +110,7 @@ class TrainConfig:
                 accepted = f"{'>' if open_low else '>='} {low}"
                 accepted += f" and <= {high}" if high is not None else ""
                 raise ValueError(f"{name}={value!r} is out of range; accepted: {accepted}")
-        for key, weight in self.distill_weights.items():
-            if key not in DEFAULT_WEIGHTS or not weight >= 0:
-                raise ValueError(f"distill_weights {key}={weight!r}: accepted keys "
-                                 f"{', '.join(DEFAULT_WEIGHTS)} with weights >= 0")
+        check_weights(self.distill_weights)
 
 
 class Job(Protocol):

@@ -1,36 +1,21 @@
-"""Spiking transformers (SpikeLM) built from SpikingJelly multi-step containers, as Hugging Face
-models: ``SpikeLMConfig``, ``SpikeLMModel``, ``SpikeLMForMaskedLM``,
-``SpikeLMForSequenceClassification`` and ``from_ann`` (initialise from a BERT checkpoint).
-Firing-rate monitoring lives in ``sj_spikelm.monitor``, the energy estimate in
-``sj_spikelm.energy``."""
-from .import_guard import hide_unloadable_packages
-
-hide_unloadable_packages()
-
-from transformers import (  # noqa: E402
-    AutoConfig,
-    AutoModel,
-    AutoModelForMaskedLM,
-    AutoModelForSequenceClassification,
-)
-
-from .configuration_spikelm import SpikeLMConfig  # noqa: E402
-from .conversion import from_ann  # noqa: E402
-from .modeling_spikelm import (  # noqa: E402
+"""sj_spikelm: spiking language models built from SpikingJelly multi-step neurons
+(:mod:`neuron_zoo`) as Hugging Face models, one family per subpackage of
+:mod:`sj_spikelm.models`, trained with ``transformers.Trainer`` (:mod:`sj_spikelm.train`).
+Firing-rate monitoring lives in :mod:`sj_spikelm.monitor`, the energy estimate in
+:mod:`sj_spikelm.energy`, ablation grids in :mod:`sj_spikelm.grid`."""
+from .models import (
     SpikeLinear,
+    SpikeLMConfig,
     SpikeLMForMaskedLM,
     SpikeLMForSequenceClassification,
     SpikeLMModel,
     SpikeLMPreTrainedModel,
+    SpikingPreTrainedModel,
+    from_ann,
     neurons_calibrated,
 )
 
-AutoConfig.register(SpikeLMConfig.model_type, SpikeLMConfig, exist_ok=True)
-AutoModel.register(SpikeLMConfig, SpikeLMModel, exist_ok=True)
-AutoModelForMaskedLM.register(SpikeLMConfig, SpikeLMForMaskedLM, exist_ok=True)
-AutoModelForSequenceClassification.register(SpikeLMConfig, SpikeLMForSequenceClassification, exist_ok=True)
-
 __all__ = [
     "SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
-    "SpikeLMPreTrainedModel", "SpikeLinear", "from_ann", "hide_unloadable_packages", "neurons_calibrated",
+    "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann", "neurons_calibrated",
 ]

@@ -48,12 +48,12 @@ from torch import nn
 
 from neuron_zoo import SpikeStatsMixin
 
-from .modeling_spikelm import (
+from .models.spikelm.modeling_spikelm import (
     SpikeLMForMaskedLM,
     SpikeLMForSequenceClassification,
     SpikeLMPreTrainedModel,
-    forward_in_mode,
 )
+from .models.spiking import forward_in_mode
 
 PRECISIONS = {"fp32": SimpleEnergyCostConfig.fp32, "fp16": SimpleEnergyCostConfig.fp16}
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")

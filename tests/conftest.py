@@ -10,9 +10,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-# Importing sj_spikelm hides a torchvision / torchaudio whose extension does not load, before any
-# test module imports transformers (see sj_spikelm/import_guard.py).
-import sj_spikelm  # noqa: E402, F401
+import sj_spikelm  # noqa: E402
 
 
 @pytest.fixture

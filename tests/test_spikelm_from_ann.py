@@ -84,7 +84,7 @@ def test_instance_input_and_weights_copied_into_spiking_model(tmp_path):
 
 def test_heads_the_spiking_class_lacks_or_adds_are_logged(tmp_path, caplog):
     saved_ann(BertForMaskedLM, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="sj_spikelm.conversion"):
+    with caplog.at_level(logging.WARNING, logger="sj_spikelm.models.spikelm.conversion"):
         snn = from_ann(tmp_path, neuron="ann", model_class=SpikeLMForSequenceClassification, num_labels=4)
     assert snn.classifier.out_features == 4
     text = caplog.text
@@ -95,7 +95,7 @@ def test_heads_the_spiking_class_lacks_or_adds_are_logged(tmp_path, caplog):
 
 def test_bare_encoder_pooler_is_reported_unused_by_the_mlm_model(tmp_path, caplog):
     ann = saved_ann(BertModel, tmp_path)
-    with caplog.at_level(logging.WARNING, logger="sj_spikelm.conversion"):
+    with caplog.at_level(logging.WARNING, logger="sj_spikelm.models.spikelm.conversion"):
         snn = from_ann(tmp_path, neuron="ann", model_class=SpikeLMForMaskedLM)
     assert "not used by SpikeLMForMaskedLM: pooler.dense.weight, pooler.dense.bias" in caplog.text
     copied, source = snn.bert.encoder.layer[0].output.dense, ann.encoder.layer[0].output.dense
@@ -138,7 +138,7 @@ def test_minilm_folder_offline(caplog):
     snn = from_ann(path, neuron="ann", T=1, attn_implementation="eager").eval()
     with torch.no_grad():
         assert torch.equal(snn(**tokens).last_hidden_state, ann(**tokens).last_hidden_state)
-    with caplog.at_level(logging.WARNING, logger="sj_spikelm.conversion"):
+    with caplog.at_level(logging.WARNING, logger="sj_spikelm.models.spikelm.conversion"):
         clf = from_ann(path, model_class=SpikeLMForSequenceClassification, num_labels=3, T=2)
     assert "freshly initialised (not in the ANN): classifier.weight, classifier.bias" in caplog.text
     assert clf.config.hidden_size == 384 and clf.config.num_hidden_layers == 6

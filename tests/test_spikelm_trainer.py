@@ -3,8 +3,7 @@ batch, training steps, evaluation and save/load of the calibrated model."""
 import pytest
 import torch
 
-from sj_spikelm import SpikeLMConfig, SpikeLMForSequenceClassification
-from sj_spikelm.modeling_spikelm import neurons_calibrated
+from sj_spikelm import SpikeLMConfig, SpikeLMForSequenceClassification, neurons_calibrated
 
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate")

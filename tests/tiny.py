@@ -15,7 +15,6 @@ def make_tokenizer(folder: Path) -> Path:
     """A WordPiece BERT tokenizer over :data:`WORDS`, saved to ``folder``."""
     from transformers import BertTokenizer
 
-    import sj_spikelm.train  # noqa: F401  (hides a broken torchvision before transformers)
 
     vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
     BertTokenizer(vocab=vocab).save_pretrained(folder)

@@ -13,7 +13,8 @@ from transformers import AutoConfig, BertConfig, PretrainedConfig, PreTrainedMod
 
 import neuron_zoo
 
-from .configuration_spikelm import NeuronSpec, SpikeLMConfig
+from ..spiking import NeuronSpec
+from .configuration_spikelm import SpikeLMConfig
 from .modeling_spikelm import (
     SpikeLMForMaskedLM,
     SpikeLMForSequenceClassification,

@@ -9,32 +9,7 @@ from transformers import BertConfig
 import neuron_zoo
 from neuron_zoo.validation import check_bool, check_positive_int
 
-NeuronSpec = Union[str, nn.Module]
-
-
-def build_encoder_neuron(spec: NeuronSpec, T: int, **overrides) -> nn.Module:
-    """A fresh zoo neuron from ``spec`` for an encoder that runs ``T`` time steps (passes
-    ``T`` to neurons that take it, such as ``psn``)."""
-    if neuron_zoo.accepts_argument(spec, "T"):
-        overrides.setdefault("T", T)
-    return neuron_zoo.build_neuron(spec, **overrides)
-
-
-def _as_spec(name: str, spec: NeuronSpec, T: int) -> str:
-    """Check ``spec`` (string or zoo neuron instance) and return it as a spec string."""
-    if isinstance(spec, nn.Module):
-        spec = neuron_zoo.neuron_spec(spec)
-    elif not isinstance(spec, str):
-        raise TypeError(f"{name}={spec!r} must be a neuron spec string such as 'elastic_bi(k=2)' "
-                        f"or a zoo neuron instance; registered: {', '.join(neuron_zoo.list_neurons())}")
-    arguments = neuron_zoo.parse_spec(spec)[1]
-    if "step_mode" in arguments:
-        raise ValueError(f"{name}={spec!r}: leave out step_mode; the encoder runs every neuron "
-                         "in multi-step mode")
-    if arguments.get("T", T) != T:
-        raise ValueError(f"{name}={spec!r} sets T={arguments['T']} but the config has T={T}")
-    build_encoder_neuron(spec, T)  # raises ValueError naming a bad name or argument
-    return spec
+from ..spiking import build_model_neuron, check_neuron_spec
 
 
 class SpikeLMConfig(BertConfig):
@@ -70,9 +45,9 @@ class SpikeLMConfig(BertConfig):
         self.T = check_positive_int("T", self.T)
         for name in ("spike_attention_kv", "calibration_counts_padding", "neurons_calibrated"):
             check_bool(name, getattr(self, name))
-        self.neuron = _as_spec("neuron", self.neuron, self.T)
+        self.neuron = check_neuron_spec("neuron", self.neuron, self.T)
         if self.kv_neuron is not None:
-            self.kv_neuron = _as_spec("kv_neuron", self.kv_neuron, self.T)
+            self.kv_neuron = check_neuron_spec("kv_neuron", self.kv_neuron, self.T)
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size={self.hidden_size} is not a multiple of "
                              f"num_attention_heads={self.num_attention_heads}")
@@ -83,7 +58,7 @@ class SpikeLMConfig(BertConfig):
 
     def build_neuron(self) -> nn.Module:
         """A fresh ``neuron`` (the one in front of every linear layer)."""
-        return build_encoder_neuron(self.neuron, self.T)
+        return build_model_neuron(self.neuron, self.T)
 
     def build_kv_neuron(self) -> nn.Module:
         """A fresh key/value neuron: ``kv_neuron``, else ``neuron`` with ``decay=0`` where it
@@ -91,6 +66,6 @@ class SpikeLMConfig(BertConfig):
         if not self.spike_attention_kv:
             return neuron_zoo.ANNNode()
         if self.kv_neuron is not None:
-            return build_encoder_neuron(self.kv_neuron, self.T)
+            return build_model_neuron(self.kv_neuron, self.T)
         no_memory = {"decay": 0.0} if neuron_zoo.accepts_argument(self.neuron, "decay") else {}
-        return build_encoder_neuron(self.neuron, self.T, **no_memory)
+        return build_model_neuron(self.neuron, self.T, **no_memory)

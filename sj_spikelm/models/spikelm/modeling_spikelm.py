@@ -20,11 +20,10 @@ import math
 from typing import Optional, Tuple
 
 import torch
-from spikingjelly.activation_based import functional, layer
+from spikingjelly.activation_based import functional
 from spikingjelly.activation_based import neuron as sj_neuron
 from torch import nn
 from torch.nn import functional as F
-from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import (
@@ -42,18 +41,8 @@ from transformers.models.bert.modeling_bert import (
 import neuron_zoo
 from neuron_zoo import ElasticBiNode
 
+from ..spiking import SpikeLinear, SpikingPreTrainedModel
 from .configuration_spikelm import SpikeLMConfig
-
-
-class SpikeLinear(layer.Linear):
-    """Multi-step linear layer fed by its own neuron: ``y[t] = W s[t] + b``, ``s = SN(x)``."""
-
-    def __init__(self, in_features: int, out_features: int, neuron: nn.Module):
-        super().__init__(in_features, out_features, step_mode="m")
-        self.neuron = neuron
-
-    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        return super().forward(self.neuron(x_seq))
 
 
 class SpikeLMSelfAttention(nn.Module):
@@ -188,18 +177,7 @@ def neurons_calibrated(model: nn.Module) -> bool:
                      "so that every neuron is calibrated")
 
 
-@torch.no_grad()
-def forward_in_mode(model: nn.Module, training: bool, **inputs):
-    """``model(**inputs)`` without gradients in training (or eval) mode; restores the mode."""
-    was_training = model.training
-    model.train(training)
-    try:
-        return model(**inputs)
-    finally:
-        model.train(was_training)
-
-
-class SpikeLMPreTrainedModel(PreTrainedModel):
+class SpikeLMPreTrainedModel(SpikingPreTrainedModel):
     config_class = SpikeLMConfig
     base_model_prefix = "bert"
     main_input_name = "input_ids"
@@ -225,13 +203,6 @@ class SpikeLMPreTrainedModel(PreTrainedModel):
         calibrated (``neurons_calibrated``) so that ``from_pretrained`` restores ``alpha``."""
         self.config.neurons_calibrated = neurons_calibrated(self)
         return super().save_pretrained(save_directory, *args, **kwargs)
-
-    def calibrate(self, **inputs):
-        """Run ``self(**inputs)`` once in training mode without gradients, as the first training
-        batch would: every uncalibrated elastic neuron sets ``alpha[t] = k mean|m[t]|``
-        (Eq. 10) on the real tokens. Restores the mode; returns ``self``."""
-        forward_in_mode(self, True, **inputs)
-        return self
 
     def _encode(self, input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
                 position_ids, inputs_embeds) -> BaseModelOutputWithPooling:

@@ -1,0 +1,81 @@
+"""What every spiking model family shares: neuron fields of a config, the linear layer fed by
+its own neuron, and the calibration entry point of a ``PreTrainedModel``.
+
+A spiking model runs ``T`` time steps on ``[T, B, ...]`` tensors. Every matrix product whose
+input should be spike-driven goes through :class:`SpikeLinear`, ``y[t] = W SN(x)[t] + b``; the
+neuron is any zoo neuron named by a spec string (``"elastic_bi(k=2)"``, ``"ste_lif"``,
+``"ann"`` for the ANN twin), so one config field swaps it everywhere.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+from spikingjelly.activation_based import layer
+from torch import nn
+from transformers import PreTrainedModel
+
+import neuron_zoo
+
+NeuronSpec = Union[str, nn.Module]
+
+
+def build_model_neuron(spec: NeuronSpec, T: int, **overrides) -> nn.Module:
+    """A fresh zoo neuron from ``spec`` for a model that runs ``T`` time steps (``T`` is passed
+    to neurons that take it: per-step state is then sized at construction)."""
+    if neuron_zoo.accepts_argument(spec, "T"):
+        overrides.setdefault("T", T)
+    return neuron_zoo.build_neuron(spec, **overrides)
+
+
+def check_neuron_spec(name: str, spec: NeuronSpec, T: int) -> str:
+    """Validate the config field ``name`` (spec string or zoo neuron instance) for a model of
+    ``T`` steps and return it as a spec string. Raises ``TypeError`` / ``ValueError`` naming the
+    field and what is accepted."""
+    if isinstance(spec, nn.Module):
+        spec = neuron_zoo.neuron_spec(spec)
+    elif not isinstance(spec, str):
+        raise TypeError(f"{name}={spec!r} must be a neuron spec string such as 'elastic_bi(k=2)' "
+                        f"or a zoo neuron instance; registered: {', '.join(neuron_zoo.list_neurons())}")
+    arguments = neuron_zoo.parse_spec(spec)[1]
+    if "step_mode" in arguments:
+        raise ValueError(f"{name}={spec!r}: leave out step_mode; models run every neuron in multi-step mode")
+    if arguments.get("T", T) != T:
+        raise ValueError(f"{name}={spec!r} sets T={arguments['T']} but the config has T={T}")
+    build_model_neuron(spec, T)  # raises ValueError naming a bad name or argument
+    return spec
+
+
+class SpikeLinear(layer.Linear):
+    """Multi-step linear layer fed by its own neuron: ``y[t] = W s[t] + b``, ``s = SN(x)``."""
+
+    def __init__(self, in_features: int, out_features: int, neuron: nn.Module, bias: bool = True):
+        super().__init__(in_features, out_features, bias=bias, step_mode="m")
+        self.neuron = neuron
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.neuron(x_seq))
+
+
+@torch.no_grad()
+def forward_in_mode(model: nn.Module, training: bool, **inputs):
+    """``model(**inputs)`` without gradients in training (or eval) mode; restores the mode."""
+    was_training = model.training
+    model.train(training)
+    try:
+        return model(**inputs)
+    finally:
+        model.train(was_training)
+
+
+class SpikingPreTrainedModel(PreTrainedModel):
+    """Base of every spiking model family: generic handling of zoo neurons (no neuron-specific
+    code) and :meth:`calibrate`."""
+
+    def calibrate(self, **inputs):
+        """Run ``self(**inputs)`` once in training mode without gradients, as the first training
+        batch would: every uncalibrated neuron calibrates its per-step state on the valid
+        positions (e.g. SpikeLM's ``alpha[t] = k mean|m[t]|``, Eq. 10). Restores the mode;
+        returns ``self``."""
+        forward_in_mode(self, True, **inputs)
+        return self

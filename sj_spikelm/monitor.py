@@ -16,7 +16,7 @@ from spikingjelly.activation_based import monitor
 from torch import nn
 
 import neuron_zoo
-from neuron_zoo.validation import check_positive_int
+from neuron_zoo.validation import check_choice, check_positive_int
 
 Rates = Dict[str, Dict[str, object]]
 
@@ -27,17 +27,21 @@ class SpikeCountMonitor(monitor.AttributeMonitor):
     keeps one running ``[T, 3]`` sum per neuron (``totals``) instead of a list of records. After
     each forward it adds only the rows that forward appended (``spike_rows_recorded``), at
     their time-step positions, so single-step neurons (one row per call, counts kept until
-    ``reset()``) are summed correctly too."""
+    ``reset()``) are summed correctly too. ``mode='train'`` counts only training forwards (the
+    neuron in training mode with gradients enabled: not evaluation, not a calibration pass)."""
 
-    def __init__(self, net: nn.Module):
+    MODES = ("all", "train")
+
+    def __init__(self, net: nn.Module, mode: str = "all"):
         super().__init__("spike_counts", False, net, instance=neuron_zoo.SpikeStatsMixin)
+        self.mode = check_choice("mode", mode, self.MODES)
         self.totals: Dict[str, torch.Tensor] = {}
         modules = dict(net.named_modules())
         self._rows_seen = {name: modules[name].spike_rows_recorded for name in self.monitored_layers}
 
     def create_hook(self, name):
         def hook(module, *args):
-            if self.is_enable():
+            if self.is_enable() and (self.mode == "all" or (module.training and torch.is_grad_enabled())):
                 self._add_new_rows(name, module)
 
         return hook
@@ -63,6 +67,11 @@ class SpikeCountMonitor(monitor.AttributeMonitor):
         super().clear_recorded_data()
         self.totals = {}
 
+def has_spiking_neurons(model: nn.Module) -> bool:
+    """Whether ``model`` holds a zoo neuron that emits spikes (not only ``ann`` identities)."""
+    return any(isinstance(m, neuron_zoo.SpikeStatsMixin) for m in model.modules())
+
+
 def counts_to_rates(totals: Dict[str, torch.Tensor]) -> Rates:
     """``{name: {"rate", "shares", "per_step", "per_step_shares"}}`` from ``[T, 3]`` counts:
     ``rate = (n_- + n_+) / n`` over all steps, ``shares = [n_-, n_0, n_+] / n``, and the same
@@ -85,6 +94,7 @@ class FiringRateMonitor:
     module path, e.g. ``bert.encoder.layer.0.attention.self.query.neuron`` = the spikes feeding
     ``query``), summed over the forwards since the last ``log`` that wrote.
 
+    ``mode`` is :class:`SpikeCountMonitor`'s (``'train'``: training forwards only).
     ``log(step)`` writes when ``step % every == 0``: per neuron the scalars
     ``firing_rate/<name>``, ``firing_rate_per_step/<name>/t<t>`` and
     ``spike_share/<name>/{neg,zero,pos}``, and the histogram ``firing_rate_across_layers`` of
@@ -92,7 +102,7 @@ class FiringRateMonitor:
     ``SummaryWriter`` (or anything with ``add_scalar`` / ``add_histogram``) or a log folder.
     """
 
-    def __init__(self, model: nn.Module, writer_or_logdir, every: int = 100):
+    def __init__(self, model: nn.Module, writer_or_logdir, every: int = 100, mode: str = "all"):
         self.every = check_positive_int("every", every)
         if isinstance(writer_or_logdir, (str, os.PathLike)):
             from torch.utils.tensorboard import SummaryWriter
@@ -102,7 +112,7 @@ class FiringRateMonitor:
             self.writer, self._owns_writer = writer_or_logdir, False
         else:
             raise TypeError(f"writer_or_logdir={writer_or_logdir!r} must be a SummaryWriter or a folder path")
-        self.counts = SpikeCountMonitor(model)
+        self.counts = SpikeCountMonitor(model, mode)
         if not self.counts.monitored_layers:
             raise ValueError(f"{type(model).__name__} has no spiking zoo neuron to monitor")
 

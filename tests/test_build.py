@@ -3,12 +3,16 @@ import pytest
 import torch
 from tiny import TINY_BERT
 
-from sj_spikelm.train.build import build_model, resolve_neuron
-from sj_spikelm.train.finetune import FinetuneConfig
+from sj_spikelm.train import finetune
+from sj_spikelm.train.arguments import check_values
+from sj_spikelm.train.build import build_model, describe_model, resolve_neuron
 
 
 def cfg(**fields):
-    return FinetuneConfig(**{"model": "bert", "model_config": dict(TINY_BERT), **fields})
+    """(ModelArguments, SpikingArguments) of a tiny BERT with ``fields``."""
+    model, spiking, *_ = check_values(finetune.ARGUMENTS, {"model": "bert", "model_config": dict(TINY_BERT),
+                                                           **fields})
+    return model, spiking
 
 
 def test_resolve_neuron_applies_k():
@@ -22,15 +26,15 @@ def test_resolve_neuron_applies_k():
 def test_fresh_bert_heads():
     from transformers import BertForMaskedLM, BertForSequenceClassification
 
-    clf = build_model(cfg(), "classification", num_labels=3, vocab_size=40)
+    clf = build_model(*cfg(), "classification", num_labels=3, vocab_size=40)
     assert isinstance(clf, BertForSequenceClassification) and clf.config.num_labels == 3
     assert clf.config.vocab_size == 40 and clf.config.hidden_size == 32
     no_dropout = cfg(model_overrides={"hidden_dropout_prob": 0.0})
-    reg = build_model(no_dropout, "classification", num_labels=1, vocab_size=40)
+    reg = build_model(*no_dropout, "classification", num_labels=1, vocab_size=40)
     assert reg.config.problem_type == "regression" and reg.config.hidden_dropout_prob == 0.0
     out = reg(torch.tensor([[2, 5, 3]]), labels=torch.tensor([0.5]))
     assert out.logits.shape == (1, 1) and out.loss.shape == ()
-    mlm = build_model(cfg(), "mlm", vocab_size=40, eager_attention=True)
+    mlm = build_model(*cfg(), "mlm", vocab_size=40, eager_attention=True)
     assert isinstance(mlm, BertForMaskedLM) and mlm.config._attn_implementation == "eager"
 
 
@@ -38,19 +42,17 @@ def test_bert_from_a_checkpoint_folder(tmp_path):
     from transformers import BertConfig, BertModel
 
     BertModel(BertConfig(vocab_size=40, **TINY_BERT)).save_pretrained(tmp_path / "ann")
-    model = build_model(cfg(init_from=str(tmp_path / "ann")), "classification", num_labels=2)
+    model = build_model(*cfg(init_from=str(tmp_path / "ann")), "classification", num_labels=2)
     assert model.config.num_labels == 2 and model.config.vocab_size == 40
 
 
 def test_bad_choices_are_named():
-    with pytest.raises(ValueError, match="model='snn'; accepted: bert, spikelm"):
-        build_model(cfg(model="snn"), "mlm")
     with pytest.raises(ValueError, match="head='lm'"):
-        build_model(cfg(), "lm")
-    with pytest.raises(ValueError, match="k=3.0 applies to model='spikelm' only"):
-        build_model(cfg(k=3.0), "mlm", vocab_size=40)
+        build_model(*cfg(), "lm")
+    with pytest.raises(ValueError, match="neuron, k and T apply to model='spikelm' only"):
+        build_model(*cfg(k=3.0), "mlm", vocab_size=40)
     with pytest.raises(ValueError, match="num_labels is required"):
-        build_model(cfg(), "classification")
+        build_model(*cfg(), "classification")
 
 
 def test_spikelm_from_ann_and_fresh(tmp_path):
@@ -59,26 +61,40 @@ def test_spikelm_from_ann_and_fresh(tmp_path):
     import sj_spikelm as sl
 
     BertModel(BertConfig(vocab_size=40, **TINY_BERT)).save_pretrained(tmp_path / "ann")
-    model = build_model(cfg(model="spikelm", init_from=str(tmp_path / "ann"), neuron="elastic_bi", k=3, T=2),
+    model = build_model(*cfg(model="spikelm", init_from=str(tmp_path / "ann"), neuron="elastic_bi", k=3, T=2),
                         "classification", num_labels=2)
     assert isinstance(model, sl.SpikeLMForSequenceClassification)
-    assert model.config.T == 2 and model.config.neuron == "elastic_bi(k=3)" and model.config.num_labels == 2
-    mlm = build_model(cfg(model="spikelm", init_from=str(tmp_path / "ann"), T=1), "mlm")  # pooler dropped
+    assert model.config.T == 2 and model.config.neuron == "elastic_bi(k=3.0)" and model.config.num_labels == 2
+    mlm = build_model(*cfg(model="spikelm", init_from=str(tmp_path / "ann"), T=1), "mlm")  # pooler dropped
     assert isinstance(mlm, sl.SpikeLMForMaskedLM)
     ann = BertModel.from_pretrained(tmp_path / "ann")
     copied = mlm.bert.encoder.layer[1].output.dense.weight
     assert torch.equal(copied, ann.encoder.layer[1].output.dense.weight)
-    fresh = build_model(cfg(model="spikelm", neuron="ste_lif", T=1), "mlm", vocab_size=40)
+    fresh = build_model(*cfg(model="spikelm", neuron="ste_lif", T=1), "mlm", vocab_size=40)
     assert isinstance(fresh, sl.SpikeLMForMaskedLM) and fresh.config.hidden_size == 32
     fresh.save_pretrained(tmp_path / "spiking")
-    again = build_model(cfg(model="spikelm", init_from=str(tmp_path / "spiking"), neuron="ste_lif", T=1),
+    again = build_model(*cfg(model="spikelm", init_from=str(tmp_path / "spiking"), neuron="ste_lif", T=1),
                         "mlm")
     assert isinstance(again, sl.SpikeLMForMaskedLM)
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), again.state_dict().values()))
-    kept = build_model(cfg(model="spikelm", init_from=str(tmp_path / "spiking")), "mlm")  # fields unset
+    kept = build_model(*cfg(model="spikelm", init_from=str(tmp_path / "spiking")), "mlm")  # fields unset
     assert kept.config.neuron == "ste_lif" and kept.config.T == 1
     with pytest.raises(ValueError, match="neuron='elastic_bi' differs from the spiking checkpoint's"):
-        build_model(cfg(model="spikelm", init_from=str(tmp_path / "spiking"), neuron="elastic_bi"), "mlm")
+        build_model(*cfg(model="spikelm", init_from=str(tmp_path / "spiking"), neuron="elastic_bi"), "mlm")
     with pytest.raises(ValueError, match="T=4 differs from the spiking checkpoint's T=1"):
-        build_model(cfg(model="spikelm", init_from=str(tmp_path / "spiking"), T=4), "mlm")
+        build_model(*cfg(model="spikelm", init_from=str(tmp_path / "spiking"), T=4), "mlm")
 
+
+
+def test_the_ann_path_refuses_a_spiking_checkpoint(tmp_path):
+    """model='bert' must train the ANN: with a spiking checkpoint the Auto classes would quietly
+    build the spiking model and the result would be labelled as the ANN."""
+    fresh = build_model(*cfg(model="spikelm", neuron="ste_lif", T=1), "classification", num_labels=2,
+                        vocab_size=40)
+    fresh.save_pretrained(tmp_path / "spiking")
+    with pytest.raises(ValueError, match="model='bert' trains the ANN, but init_from=.* is a spiking"):
+        build_model(*cfg(init_from=str(tmp_path / "spiking")), "classification", num_labels=2)
+    assert describe_model(fresh) == {"class": "SpikeLMForSequenceClassification", "model_type": "spikelm",
+                                     "neuron": "ste_lif", "T": 1}
+    ann = build_model(*cfg(), "classification", num_labels=2, vocab_size=40)
+    assert describe_model(ann) == {"class": "BertForSequenceClassification", "model_type": "bert"}

@@ -5,7 +5,7 @@ import torch
 
 from sj_spikelm.data import corpus as corpus_mod
 from sj_spikelm.data.corpus import load_token_blocks
-from sj_spikelm.data.mlm import IGNORE_INDEX, mask_tokens, step_generator
+from sj_spikelm.data.mlm import IGNORE_INDEX, example_generator, mask_tokens
 
 
 @pytest.fixture
@@ -85,14 +85,14 @@ def test_masking_is_a_function_of_the_generator():
     ids = torch.randint(5, 50, (4, 32))
 
     def run(*keys):
-        return mask_tokens(ids, 4, 50, [0, 2, 3], 0.3, step_generator(*keys))
+        return mask_tokens(ids, 4, 50, [0, 2, 3], 0.3, example_generator(*keys))
 
     a, b, c = run(0, 7, 0), run(0, 7, 0), run(0, 8, 0)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert not torch.equal(a[1], c[1])
-    none = mask_tokens(ids, 4, 50, [], 0.0, step_generator(1))
+    none = mask_tokens(ids, 4, 50, [], 0.0, example_generator(1))
     assert torch.equal(none[0], ids) and (none[1] == IGNORE_INDEX).all()
-    everything = mask_tokens(ids, 4, 50, [], 1.0, step_generator(1))
+    everything = mask_tokens(ids, 4, 50, [], 1.0, example_generator(1))
     assert torch.equal(everything[1], ids)
     with pytest.raises(ValueError, match="probability=1.5"):
         mask_tokens(ids, 4, 50, [], 1.5)

@@ -96,6 +96,6 @@ def test_distiller_trains_the_student_only(tmp_path):
     loss, logs = distiller(out, inputs)
     parts = ("distill_logits", "distill_hidden", "distill_attention")
     expected = 0.5 * logs["task_loss"] + sum(logs[k] for k in parts)
-    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     loss.backward()
     assert all(p.grad is not None for p in student.bert.encoder.parameters())

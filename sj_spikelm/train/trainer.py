@@ -1,0 +1,136 @@
+"""``transformers.Trainer`` for spiking models: neuron calibration on the first training batch,
+distillation as a ``compute_loss`` override with every loss part logged, and a stop on a
+non-finite loss or gradient norm. Everything else (DDP / FSDP / DeepSpeed through
+``accelerate``, mixed precision, gradient accumulation, checkpoints with RNG state, logging)
+is the Trainer's own.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Dict, Optional
+
+import torch
+from transformers import Trainer
+
+import neuron_zoo
+
+from .distill import Distiller
+
+log = logging.getLogger(__name__)
+
+
+def _legacy_needs_calibration(model) -> bool:  # TEMPORARY until the neurons branch lands
+    return any(getattr(m, "calibrated_steps", None) == 0 for m in model.modules())
+
+
+needs_calibration = getattr(neuron_zoo, "needs_calibration", _legacy_needs_calibration)
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss or gradient norm: the run stops without writing a result."""
+
+
+class SpikingTrainer(Trainer):
+    """``Trainer`` with three additions, each a no-op for a model without spiking neurons:
+
+    * **calibration**: before the first optimizer step, if some neuron of the model still has
+      uncalibrated per-step state (e.g. SpikeLM's amplitude ``alpha[t] = k mean|m[t]|``, Eq. 10),
+      the first training batch runs once in training mode without gradients, through the
+      wrapped model (under ``torch.distributed`` the neurons all-reduce the statistic, so every
+      rank calibrates identically). A resumed run restores the calibrated state from its
+      checkpoint and never calibrates again.
+    * **distillation**: with ``distiller``, the training ``compute_loss`` adds its terms to the
+      task loss and logs each part (averaged over the logging window) next to ``loss``;
+      evaluation reports the task loss.
+    * **evaluation** leaves the training's random stream untouched, so results do not depend
+      on when evaluations happen.
+    * **best model**: with ``best_model_dir``, every evaluation that improves
+      ``args.metric_for_best_model`` saves the model there (``save_model``: FSDP / DeepSpeed
+      aware), e.g. to serve as a distillation teacher.
+    * **divergence**: a non-finite training loss or (outside fp16 loss scaling, where skipped
+      steps are expected) gradient norm raises :class:`TrainingDiverged` naming the step, so the
+      job exits non-zero and writes no ``metrics.json``.
+    """
+
+    def __init__(self, *args, distiller: Optional[Distiller] = None,
+                 best_model_dir: Optional[os.PathLike] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.distiller = distiller
+        self.best_model_dir = best_model_dir
+        self._calibration_checked = False
+        self._loss_parts: Dict[str, torch.Tensor] = {}
+        self._loss_part_count = 0
+
+    # ------------------------------------------------------------------ calibration
+    def calibrate_on(self, model: torch.nn.Module, inputs: Dict[str, torch.Tensor]) -> None:
+        """One forward of ``inputs`` in training mode without gradients (the neurons calibrate)."""
+        was_training = model.training
+        model.train()
+        try:
+            with torch.no_grad():
+                model(**{k: v for k, v in inputs.items() if k != "labels"})
+        finally:
+            model.train(was_training)
+        log.info("calibrated the neurons on the first training batch (%d sequences)",
+                 len(next(iter(inputs.values()))))
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not self._calibration_checked:
+            self._calibration_checked = True
+            if needs_calibration(self.model):
+                self.calibrate_on(model, self._prepare_inputs(inputs))
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"training diverged: loss {float(loss)} at step "
+                                   f"{self.state.global_step + 1}; no result is written (lower "
+                                   "learning_rate, or check the data)")
+        return loss
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        # the one place where Trainer hands out the gradient norm (before the optimizer step)
+        norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        scaled = self.accelerator.scaler is not None  # fp16: inf norms are skipped steps
+        if norm is not None and not scaled and not math.isfinite(float(norm)):
+            raise TrainingDiverged(f"training diverged: gradient norm {float(norm)} at step "
+                                   f"{self.state.global_step + 1}; no result is written")
+        return norm
+
+    # ------------------------------------------------------------------ evaluation, best model
+    def evaluate(self, *args, **kwargs):
+        """``Trainer.evaluate`` under a forked random state (an evaluation's data loader draws a
+        seed from the global stream: without the fork, when evaluations happen would change the
+        training's dropout), then the best-model save."""
+        previous = self.state.best_metric  # Trainer updates it after this evaluation
+        device = self.args.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            metrics = super().evaluate(*args, **kwargs)
+        key = self.args.metric_for_best_model
+        value = metrics.get(key) if key else None
+        if self.best_model_dir is not None and isinstance(value, float) and math.isfinite(value):
+            if previous is None or not math.isfinite(previous) or \
+                    (value > previous if self.args.greater_is_better else value < previous):
+                self.save_model(os.fspath(self.best_model_dir))
+        return metrics
+
+    # ------------------------------------------------------------------ distillation
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.distiller is None or not model.training:  # evaluation reports the task loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.get("labels")
+        features = {k: v for k, v in inputs.items() if k != "labels"}
+        outputs = model(**features, labels=labels, **self.distiller.output_flags)
+        logit_mask = labels != -100 if labels is not None and labels.dim() > 1 else None
+        loss, parts = self.distiller(outputs, features, logit_mask)
+        for name, value in parts.items():
+            self._loss_parts[name] = self._loss_parts.get(name, 0.0) + value
+        self._loss_part_count += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: Dict[str, float], start_time: Optional[float] = None) -> None:
+        if "loss" in logs and self._loss_part_count:
+            for name, total in self._loss_parts.items():
+                logs[name] = round(float(total) / self._loss_part_count, 6)
+            self._loss_parts, self._loss_part_count = {}, 0
+        super().log(logs, start_time)

@@ -169,6 +169,14 @@ def run(cfg: FinetuneConfig) -> Dict[str, Any]:
                   train_examples=len(train), dev_examples={s: len(d) for s, d in dev.items()})
 
 
+def check_config(values: Dict[str, Any]) -> None:
+    """The grid's pre-check (``sj-grid``): ``ValueError`` naming the field if ``values`` is not a
+    valid config of this job (unknown field, wrong type, out of range, unknown task); loads nothing."""
+    from .config import from_dict
+
+    glue_task(from_dict(FinetuneConfig, values).task)
+
+
 def main(argv=None) -> None:
     run(parse_config(FinetuneConfig, argv, description=__doc__))
 

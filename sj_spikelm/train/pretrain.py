@@ -141,6 +141,14 @@ def run(cfg: PretrainConfig) -> Dict[str, Any]:
                          eval_blocks=None if eval_blocks is None else len(eval_blocks))
 
 
+def check_config(values: Dict[str, Any]) -> None:
+    """The grid's pre-check (``sj-grid``): ``ValueError`` naming the field if ``values`` is not a
+    valid config of this job (unknown field, wrong type, out of range); loads nothing."""
+    from .config import from_dict
+
+    from_dict(PretrainConfig, values)
+
+
 def main(argv=None) -> None:
     run(parse_config(PretrainConfig, argv, description=__doc__))
 

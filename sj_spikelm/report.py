@@ -1,6 +1,6 @@
 """Result table and plots of a folder of runs (each a folder with ``metrics.json``).
 
-    python -m experiments.report RUNS_DIR [--reference ANN] [--final]
+    sj-report RUNS_DIR [--reference ANN] [--final]     # = python -m experiments.report
 
 Rows are settings (the grid's ``settings`` name plus every axis other than ``task`` and
 ``seed``; without ``grid.json``: model, neuron and T from the config), columns are the
@@ -10,18 +10,21 @@ for rows that have all of them), the energy per sequence (mJ) and the average fi
 Cells are ``mean ± std`` over seeds (sample standard deviation; the mean alone for one seed).
 Scores are the best dev evaluation of each run (``--final``: the last one). Writes
 ``RUNS_DIR/report/{table.md,table.csv,accuracy_vs_energy.png,firing_rate_per_layer.png}``
-and prints the Markdown table.
+and prints the Markdown table. Run files are read through :mod:`sj_spikelm.run_dir`: a run
+whose ``metrics.json`` (or ``grid.json``) is unreadable is not done, and the report names the
+file and what is wrong with it.
 """
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
+
+from .run_dir import GRID_FILE, CorruptRunFile, read_json, read_metrics
 
 GLUE_COLUMNS = ["MNLI-m", "MNLI-mm", "QQP", "QNLI", "SST-2", "CoLA", "STS-B", "MRPC", "RTE"]
 ROW_AXES_IGNORED = ("task", "seed")
@@ -49,19 +52,28 @@ def row_label(run: Dict[str, Any]) -> str:
     return str(config.get("model", "run"))
 
 
-def load_runs(runs_dir: Path, names: Optional[Iterable[str]] = None) -> List[Dict[str, Any]]:
-    """``[{name, metrics, grid}]`` of the finished runs in ``runs_dir`` (or just ``names``)."""
+def load_runs(runs_dir: Path, names: Optional[Iterable[str]] = None,
+              unreadable: Optional[List[str]] = None) -> List[Dict[str, Any]]:
+    """``[{name, metrics, grid}]`` of the finished runs in ``runs_dir`` (or just ``names``).
+    A run with an unreadable ``metrics.json`` or ``grid.json`` is left out, and the reason
+    (naming the file) appended to ``unreadable`` if given."""
+    runs_dir = Path(runs_dir)
     if names is None:
         folders = sorted(p for p in runs_dir.iterdir() if p.is_dir())
     else:
         folders = [runs_dir / n for n in names]
     runs = []
     for folder in folders:
-        metrics = folder / "metrics.json"
-        if metrics.is_file():
-            grid = folder / "grid.json"
-            runs.append({"name": folder.name, "metrics": json.loads(metrics.read_text()),
-                         "grid": json.loads(grid.read_text()) if grid.is_file() else None})
+        try:
+            metrics = read_metrics(folder)
+            if metrics is None:
+                continue
+            grid = read_json(folder / GRID_FILE) if (folder / GRID_FILE).is_file() else None
+        except CorruptRunFile as err:
+            if unreadable is not None:
+                unreadable.append(str(err))
+            continue
+        runs.append({"name": folder.name, "metrics": metrics, "grid": grid})
     return runs
 
 
@@ -228,9 +240,11 @@ def make_report(runs_dir, reference: Optional[str] = None, final: bool = False,
                 runs: Optional[Iterable[str]] = None) -> str:
     """Write the report files under ``runs_dir/report`` and return the Markdown text."""
     runs_dir = Path(runs_dir)
-    loaded = load_runs(runs_dir, runs)
+    unreadable: List[str] = []
+    loaded = load_runs(runs_dir, runs, unreadable)
+    problems = "".join(f"\nnot done, unreadable: {reason}" for reason in unreadable)
     if not loaded:
-        return f"no finished runs (metrics.json) in {runs_dir}"
+        return f"no finished runs (metrics.json) in {runs_dir}" + problems
     table = build_table(loaded, final)
     out = runs_dir / "report"
     out.mkdir(exist_ok=True)
@@ -238,14 +252,14 @@ def make_report(runs_dir, reference: Optional[str] = None, final: bool = False,
     note = (f"\n\n{len(loaded)} finished runs in {runs_dir}; "
             f"scores: {'final' if final else 'best'} dev evaluation x 100 (MCC for CoLA, Spearman for "
             "STS-B, F1 for MRPC/QQP, accuracy otherwise).")
-    (out / "table.md").write_text(text + note + "\n")
+    (out / "table.md").write_text(text + note + problems + "\n")
     write_csv(table, out / "table.csv")
     plots = plot(table, out)
-    return text + note + "".join(f"\nplot: {p}" for p in plots)
+    return text + note + problems + "".join(f"\nplot: {p}" for p in plots)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="sj-report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs_dir")
     parser.add_argument("--reference", help="row to express the others relative to (e.g. ANN)")

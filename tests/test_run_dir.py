@@ -85,35 +85,39 @@ def test_lock_of_a_killed_process_is_free(tmp_path):
     rd.RunLock(folder).release()
 
 
-def _racer(folders, barrier, wins, slot):
+def _racer(folders, barrier, wins, slot, racers):
     for trial, folder in enumerate(folders):
         barrier.wait()
         try:
             lock = rd.RunLock(folder)
-            wins[2 * trial + slot] = 1
+            wins[racers * trial + slot] = 1
         except rd.RunLocked:
             lock = None
-        barrier.wait()  # both have tried: only now may the winner let go
+        barrier.wait()  # all have tried: only now may the winner let go
         if lock is not None:
             lock.release()
 
 
-def test_stale_lock_raced_by_two_processes_has_exactly_one_winner(tmp_path):
+@pytest.mark.parametrize("racers", [2, 4])
+def test_stale_lock_raced_by_several_processes_has_exactly_one_winner(tmp_path, racers):
+    """200 stale locks (text of a dead process, nobody holding it), each raced by ``racers``
+    processes released together by a barrier; the link-and-take-over lock of the old grid let
+    two processes win in up to 9 of 200 such trials."""
     trials = 200
     folders = [tmp_path / f"run{i}" for i in range(trials)]
-    for folder in folders:  # stale: left by a dead process on this host, nobody holds it
+    for folder in folders:
         folder.mkdir()
         (folder / rd.LOCK_FILE).write_text(f"{socket.gethostname()} {DEAD_PID}\n")
     ctx = multiprocessing.get_context("fork")
-    barrier, wins = ctx.Barrier(2), ctx.Array("i", 2 * trials)
-    racers = [ctx.Process(target=_racer, args=(folders, barrier, wins, slot)) for slot in (0, 1)]
-    for p in racers:
+    barrier, wins = ctx.Barrier(racers), ctx.Array("i", racers * trials)
+    procs = [ctx.Process(target=_racer, args=(folders, barrier, wins, slot, racers))
+             for slot in range(racers)]
+    for p in procs:
         p.start()
-    for p in racers:
+    for p in procs:
         p.join(120)
-    assert [p.exitcode for p in racers] == [0, 0]
-    winners = [wins[2 * t] + wins[2 * t + 1] for t in range(trials)]
-    assert winners == [1] * trials
+    assert [p.exitcode for p in procs] == [0] * racers
+    assert [sum(wins[racers * t:racers * (t + 1)]) for t in range(trials)] == [1] * trials
 
 
 def test_probes_do_not_make_a_starting_job_give_up(tmp_path):

@@ -52,7 +52,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .job_process import Stopped, run_tethered
+from .job_process import Stopped, parent_death_signal_supported, run_tethered
 from .run_dir import (
     EXIT_LOCKED,
     FAILED_FILE,
@@ -64,6 +64,7 @@ from .run_dir import (
     read_metrics,
     run_status,
     write_json_atomic,
+    write_text_atomic,
 )
 
 TOP_KEYS = ("job", "runs_dir", "timeout", "base", "settings", "grid", "report")
@@ -176,12 +177,6 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _exit_error(code: int) -> str:
     if code < 0:
         with contextlib.suppress(ValueError):
@@ -197,7 +192,7 @@ def run_one(job: str, run: Run, run_dir: Path, timeout: Optional[float]) -> Dict
     write_json_atomic(run_dir / GRID_FILE, {"job": job, "setting": run.setting, "axes": run.axes,
                                             "hash": run.hash, "config": run.config})
     config_path = run_dir / GRID_CONFIG_FILE
-    _write_text_atomic(config_path, yaml.safe_dump(run.config, sort_keys=False))
+    write_text_atomic(config_path, yaml.safe_dump(run.config, sort_keys=False))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(job_pythonpath()))
     cmd = [sys.executable, "-m", job, "--config", str(config_path), "--run_dir", str(run_dir)]
     log_path = run_dir / LOG_FILE
@@ -287,6 +282,9 @@ def main(argv=None) -> int:
         return 2
     if args.dry_run:
         return 0
+    if not parent_death_signal_supported():
+        print("note: no parent-death signal on this system (Linux only): a job outlives a grid killed "
+              "by SIGKILL (SIGTERM and Ctrl-C still kill it)")
     failures, elsewhere = [], []
     try:
         for i, run in enumerate(runs, start=1):

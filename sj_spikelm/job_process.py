@@ -79,10 +79,12 @@ def _wait_exited(proc: subprocess.Popen, timeout: Optional[float]) -> bool:
 
 def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM the job's group, SIGKILL it after the grace period, then reap the job."""
-    kill_group(proc.pid, signal.SIGTERM)
-    _wait_exited(proc, GRACE_SECONDS)
-    kill_group(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        kill_group(proc.pid, signal.SIGTERM)
+        _wait_exited(proc, GRACE_SECONDS)
+    finally:  # also when a second signal cuts the grace period short
+        kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def run_tethered(cmd: List[str], log: TextIO, env: Dict[str, str],

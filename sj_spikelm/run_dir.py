@@ -51,12 +51,10 @@ class RunLocked(RuntimeError):
     """Another live process holds the run folder's lock."""
 
 
-def write_json_atomic(path: os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as strict JSON to ``path``: a temporary file in the same folder, flushed to
-    disk (``fsync``), then ``os.replace``, so readers see the old file or the whole new one.
-    NaN and infinities become ``null``."""
+def write_text_atomic(path: os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, flushed to disk
+    (``fsync``), then ``os.replace``: readers see the old file or the whole new one."""
     path = Path(path)
-    text = json.dumps(_finite(obj), indent=1, allow_nan=False)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
@@ -67,6 +65,12 @@ def write_json_atomic(path: os.PathLike, obj: Any) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as strict JSON to ``path`` with :func:`write_text_atomic`; NaN and
+    infinities become ``null``."""
+    write_text_atomic(path, json.dumps(_finite(obj), indent=1, allow_nan=False))
 
 
 def _fsync_dir(folder: Path) -> None:

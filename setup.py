@@ -24,6 +24,8 @@ setup(
     entry_points={"console_scripts": [
         "sj-pretrain = sj_spikelm.train.pretrain:main",
         "sj-finetune = sj_spikelm.train.finetune:main",
+        "sj-grid = sj_spikelm.grid:main",
+        "sj-report = sj_spikelm.report:main",
     ]},
     extras_require={
         "dev": ["pytest>=7", "ruff>=0.4", "accelerate>=1.1"],  # accelerate: transformers.Trainer (tested)

@@ -49,7 +49,7 @@ def test_bert_from_a_checkpoint_folder(tmp_path):
 def test_bad_choices_are_named():
     with pytest.raises(ValueError, match="head='lm'"):
         build_model(*cfg(), "lm")
-    with pytest.raises(ValueError, match="neuron, k and T apply to model='spikelm' only"):
+    with pytest.raises(ValueError, match="k given, but they apply to model='spikelm' only"):
         build_model(*cfg(k=3.0), "mlm", vocab_size=40)
     with pytest.raises(ValueError, match="num_labels is required"):
         build_model(*cfg(), "classification")

@@ -1,10 +1,11 @@
-"""experiments.report on fabricated runs: table numbers, average, relative table, CSV, plots."""
+"""sj_spikelm.report on fabricated runs: table numbers, average, relative table, CSV, plots,
+unreadable run files named."""
 import csv
 import json
 
 import pytest
 
-from experiments.report import build_table, load_runs, make_report
+from sj_spikelm.report import build_table, load_runs, make_report
 
 
 def fake_run(root, name, setting, task_col, seed, score, energy=None, rate=None, per_layer=None, axes=None):
@@ -70,3 +71,19 @@ def test_markdown_csv_and_plots(runs):
 
 def test_empty_folder(tmp_path):
     assert make_report(tmp_path).startswith("no finished runs")
+
+
+def test_corrupt_run_files_are_not_done_and_named(runs):
+    (runs / "b1" / "metrics.json").write_text('{"scores": {"SST-2": 95.0}, "ene')  # cut off mid-write
+    (runs / "a4" / "grid.json").write_text("")
+    unreadable = []
+    names = [r["name"] for r in load_runs(runs, unreadable=unreadable)]
+    assert names == ["a1", "a2", "a3", "b2", "c1"]
+    assert unreadable[0] == f"{runs / 'a4' / 'grid.json'}: empty file"
+    assert unreadable[1].startswith(f"{runs / 'b1' / 'metrics.json'}: not valid JSON (Unterminated string")
+    assert len(unreadable) == 2
+    text = make_report(runs)
+    assert "| ANN | – | 88.00 |" in text and "| SpikeLM | 91.00 ± 1.41 | 80.00 |" in text
+    assert f"not done, unreadable: {runs / 'b1' / 'metrics.json'}: not valid JSON" in text
+    table_md = (runs / "report" / "table.md").read_text()
+    assert f"not done, unreadable: {runs / 'a4' / 'grid.json'}: empty file" in table_md

@@ -54,6 +54,15 @@ def spiking_model_types() -> Dict[str, Any]:
     return {cls.model_type: cls for cls in (sl.SpikeLMConfig,)}
 
 
+def check_model_fields(model_args, spiking) -> None:
+    """``ValueError`` for spiking fields given to the ANN (``model: bert``), which has none."""
+    if model_args.model == "bert":
+        given = [name for name in ("neuron", "k", "T") if getattr(spiking, name) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} given, but they apply to model='spikelm' only "
+                             "(model='bert' is the ANN)")
+
+
 def build_model(model_args, spiking, head: str, num_labels: Optional[int] = None,
                 vocab_size: Optional[int] = None, eager_attention: bool = False):
     """The model of ``model_args`` (:class:`~.arguments.ModelArguments`) and ``spiking``
@@ -69,10 +78,9 @@ def build_model(model_args, spiking, head: str, num_labels: Optional[int] = None
         extra["num_labels"] = num_labels
         if num_labels == 1:
             extra["problem_type"] = "regression"
+    check_model_fields(model_args, spiking)
     saved_type = checkpoint_model_type(model_args.init_from) if model_args.init_from else None
     if model_args.model == "bert":
-        if spiking.neuron is not None or spiking.k is not None or spiking.T is not None:
-            raise ValueError("neuron, k and T apply to model='spikelm' only (model='bert' is the ANN)")
         if saved_type in spiking_model_types():
             raise ValueError(f"model='bert' trains the ANN, but init_from={model_args.init_from!r} is a "
                              f"spiking checkpoint (model_type {saved_type!r}); use model='spikelm' for it, "

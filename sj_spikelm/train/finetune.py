@@ -34,7 +34,7 @@ from .arguments import (
     parse_args,
     resolve_locations,
 )
-from .build import build_model, load_tokenizer
+from .build import build_model, check_model_fields, load_tokenizer
 from .distill import Distiller, load_teacher
 from .energy import energy_per_sequence
 from .job import JobSpec, run_folder, train_and_report
@@ -119,7 +119,8 @@ class GlueMetrics:
 
 def check_config(values: Dict[str, Any]) -> None:
     """Validate a job configuration (a grid run's) without loading data or models."""
-    check_values(ARGUMENTS, values)
+    model_args, spiking, *_ = check_values(ARGUMENTS, values)
+    check_model_fields(model_args, spiking)
 
 
 def run(model_args: ModelArguments, spiking: SpikingArguments, data: GlueArguments,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,9 +80,7 @@ def write_config(run_dir: Path, config: Dict[str, Any], resuming: bool) -> None:
         if changed:
             raise ValueError(f"{run_dir} holds a run of another configuration (fields {changed} differ); "
                              "use a new run_dir, or --resume false to start this one afresh")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    os.replace(tmp, path)
+    rd.write_text_atomic(path, yaml.safe_dump(config, sort_keys=False))
 
 
 @contextlib.contextmanager
@@ -101,15 +98,10 @@ def run_folder(args: SpikingTrainingArguments):
     is_main = args.process_index == 0
     lock = contextlib.nullcontext()
     if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        lock = rd.RunLock(run_dir)
-    try:
-        with lock:
-            setup_logging(run_dir, is_main)
-            yield run_dir
-    except rd.RunLocked as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(rd.EXIT_LOCKED) from None
+        lock = rd.lock_or_exit(run_dir)  # exits with EXIT_LOCKED if another live process runs it
+    with lock:
+        setup_logging(run_dir, is_main)
+        yield run_dir
 
 
 def _eval_entries(log_history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

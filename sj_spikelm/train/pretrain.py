@@ -32,7 +32,7 @@ from .arguments import (
     parse_args,
     resolve_locations,
 )
-from .build import build_model, load_tokenizer
+from .build import build_model, check_model_fields, load_tokenizer
 from .distill import Distiller, load_teacher
 from .job import JobSpec, run_folder, train_and_report
 
@@ -87,7 +87,8 @@ def mlm_scores(evaluation: Dict[str, Any]) -> Dict[str, float]:
 
 def check_config(values: Dict[str, Any]) -> None:
     """Validate a job configuration (a grid run's) without loading data or models."""
-    _, _, corpus, _, _ = check_values(ARGUMENTS, values)
+    model_args, spiking, corpus, _, _ = check_values(ARGUMENTS, values)
+    check_model_fields(model_args, spiking)
     if not corpus.corpus or not corpus.eval_corpus:
         raise ValueError(NO_CORPUS)
 

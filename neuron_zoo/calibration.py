@@ -38,8 +38,13 @@ class CalibrationError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class StepState:
     """How a per-step tensor of a :class:`CalibratedNeuron` is kept: ``learnable`` (an
-    ``nn.Parameter`` trained after calibration, else a buffer), ``positive`` (values must be
-    > 0, not only finite) and ``shape`` (per step; ``()`` for one scalar per step)."""
+    ``nn.Parameter`` trained after calibration, else a buffer), ``positive`` (calibration must
+    give values > 0, not only finite) and ``shape`` (per step; ``()`` for one scalar per step).
+
+    Every calibrated step must hold finite values; a buffer with ``positive`` also positive ones,
+    checked on every load. A learnable state is checked for positivity only when calibrated:
+    training may then move it (SpikeLM clamps the amplitude in use to 1e-5), and a checkpoint
+    of such a run must load."""
 
     learnable: bool = False
     positive: bool = False
@@ -122,9 +127,9 @@ class CalibratedNeuron:
         cache = self.__dict__.get("_flags_cache")
         if cache is not None and cache[0] is self.calibrated:
             return cache[1]
-        if self.calibrated.is_meta:  # not materialised yet (transformers builds models on meta)
-            return (False,) * self.calibrated.shape[0]
         states = {name: getattr(self, name) for name in self._step_states}
+        if self.calibrated.is_meta or any(v.is_meta for v in states.values()):
+            return (False,) * self.calibrated.shape[0]  # not materialised (transformers builds on meta)
         flags = self._checked_flags(self.calibrated, states, self._state_key)
         self._set_flags(flags)
         return flags
@@ -137,11 +142,13 @@ class CalibratedNeuron:
         return f"{module}.{name}" if module else name
 
     def _step_validity(self, states: Dict[str, torch.Tensor]) -> torch.Tensor:
-        """``[T]`` bool: every per-step tensor of the step finite (and positive where required)."""
+        """``[T]`` bool: every per-step tensor of the step finite, and positive where a buffer
+        must be (see :class:`StepState`)."""
         valid = None
         for name, value in states.items():
             ok = torch.isfinite(value)
-            if self._step_states[name].positive:
+            spec = self._step_states[name]
+            if spec.positive and not spec.learnable:
                 ok = ok & (value > 0)
             if ok.dim() > 1:
                 ok = ok.flatten(1).all(1)

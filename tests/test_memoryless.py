@@ -79,6 +79,8 @@ def test_memoryless_equations_by_hand():
     lif = build_memoryless("lif(v_threshold=1.0)", T)  # H[t] = X[t] exactly
     assert (lif.stepwise, lif.decay_input) == (True, False)
     torch.testing.assert_close(lif(x), (x >= 1.0).float(), rtol=0, atol=0)
+    lif.step_mode = "s"  # single-step calls: each from V = 0 as well
+    torch.testing.assert_close(torch.stack([lif(x[t]) for t in range(T)]), (x >= 1.0).float(), rtol=0, atol=0)
     psn = build_memoryless("psn(T=3)", T)  # one PSN(T=1): H[t] = w X[t] + b
     assert psn.weight.shape == (1, 1) and psn.bias.shape == (1, 1)
     with torch.no_grad():

@@ -22,7 +22,6 @@ from .modeling_spikelm import (  # noqa: E402
     SpikeLMForSequenceClassification,
     SpikeLMModel,
     SpikeLMPreTrainedModel,
-    neurons_calibrated,
 )
 
 AutoConfig.register(SpikeLMConfig.model_type, SpikeLMConfig, exist_ok=True)
@@ -32,5 +31,5 @@ AutoModelForSequenceClassification.register(SpikeLMConfig, SpikeLMForSequenceCla
 
 __all__ = [
     "SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
-    "SpikeLMPreTrainedModel", "SpikeLinear", "from_ann", "hide_unloadable_packages", "neurons_calibrated",
+    "SpikeLMPreTrainedModel", "SpikeLinear", "from_ann", "hide_unloadable_packages",
 ]

@@ -26,7 +26,7 @@ def test_no_weight_decay_on_vectors():
 
 
 def test_needs_calibration_until_the_first_forward():
-    model = nn.Sequential(nn.Linear(2, 2), ElasticBiNode(alpha="learnable"))
+    model = nn.Sequential(nn.Linear(2, 2), ElasticBiNode(alpha="learnable", T=3))
     assert needs_calibration(model)
     model(torch.randn(1, 3, 2))
     assert not needs_calibration(model) and not needs_calibration(nn.Linear(2, 2))

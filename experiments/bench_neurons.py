@@ -68,7 +68,8 @@ class Layer:
 def elastic_bi(x: torch.Tensor, backend: str, alpha: str = "calibrated") -> neuron_zoo.ElasticBiNode:
     """A calibrated ElasticBiNode in training mode (alpha from ``x``, so the timed calls never
     take the calibration path)."""
-    node = neuron_zoo.ElasticBiNode(alpha=alpha, backend=backend).to(x.device)
+    node = neuron_zoo.ElasticBiNode(alpha=alpha, T=x.shape[0]).to(x.device)
+    neuron_zoo.set_backend(node, backend)
     node.calibrate(x.detach())
     return node.train()
 

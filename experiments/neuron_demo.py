@@ -25,7 +25,7 @@ DEFAULT_SPECS = [
     "elastic_bi(k=2)", "elastic_bi(k=3)", "elastic_bi(k=4)",
     "elastic_bi(k=2, threshold_scale=1.0)", "elastic_bi(k=2, reset='hard')",
     "elastic_bi(k=2, reset='soft')", "elastic_bi(k=2, bidirectional=False)",
-    "elastic_bi(k=2, alpha='learnable')", "ternary_fixed", "ste_lif", "lif", "psn(T={T})", "ann",
+    "elastic_bi(k=2, alpha='learnable', T={T})", "ternary_fixed", "ste_lif", "lif", "psn(T={T})", "ann",
 ]
 
 

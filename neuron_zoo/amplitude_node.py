@@ -12,7 +12,7 @@ from . import cupy_kernels, fused_spike
 from .init_args import RecordsInitArgs
 from .spike_function import straight_through_spike
 from .spike_stats import SpikeStatsMixin
-from .validation import check_bool, check_choice, check_real
+from .validation import check_bool, check_choice, check_neuron_input, check_real
 
 RESET_MODES = ("reference", "hard", "soft")
 STEP_MODES = ("s", "m")
@@ -34,22 +34,28 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
     ``m`` only. Subclasses supply the amplitude ``a[t]`` via :meth:`amplitude`.
 
     The membrane is kept in float32 (or float64) whatever the input dtype; spikes are
-    returned in the input dtype. Multi-step input is ``[T, N, *]``.
+    returned in the input dtype. Multi-step input is ``[T, N, *]`` with ``T >= 1``; input
+    that is not float16, bfloat16, float32 or float64 raises ``TypeError`` (integer input
+    would be spiked back into its integer dtype). ``decay=0`` carries no membrane across
+    steps (``m[t] = x[t]``): the memoryless form, :func:`neuron_zoo.build_memoryless`.
 
-    ``backend='cupy'`` runs a multi-step call as one fused CUDA kernel forward and one backward
+    The compute backend is a runtime choice, never an argument, a spec or a saved config entry:
+    ``node.backend``, :func:`neuron_zoo.set_backend` or :func:`neuron_zoo.use_backend`.
+    ``'cupy'`` runs a multi-step call as one fused CUDA kernel forward and one backward
     (:mod:`neuron_zoo.fused_spike`) doing the same float32 operations in the same order, so
     spikes and input gradients match the torch backend, the learnable-amplitude gradient up to
-    summation order. It continues from the membrane
-    and step left by a previous call when there was no ``reset()``. A call still takes the torch
-    path when a step's amplitude needs calibrating first (see :meth:`step_amplitudes`), in
-    single-step mode, with ``store_v_seq=True`` or for an empty input. Asking for it without
-    CuPy or CUDA raises ``RuntimeError`` naming what is missing; CPU inputs raise too.
+    summation order. It continues from the membrane and step left by a previous call when there
+    was no ``reset()``. A call still takes the torch path when a step's amplitude needs
+    calibrating first (see :meth:`step_amplitudes`), in single-step mode, with
+    ``store_v_seq=True`` or for an input with no elements. Asking for it without CuPy or CUDA
+    raises ``RuntimeError`` naming what is missing; CPU inputs raise too.
     """
 
     supported_backends = ("torch", "cupy")
+    memoryless_arguments = {"decay": 0.0}  # m[t] = x[t]: no membrane carried (neuron_zoo.memoryless)
 
     def __init__(self, decay: float, threshold_scale: float, reset: str, bidirectional: bool,
-                 step_mode: str = "m", backend: str = "torch"):
+                 step_mode: str = "m"):
         decay = check_real("decay", decay, 0.0, 1.0)
         threshold_scale = check_real("threshold_scale", threshold_scale, 0.0, low_open=True)
         check_choice("reset", reset, RESET_MODES)
@@ -61,7 +67,7 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
         self.threshold_scale = threshold_scale
         self.reset_mode = reset
         self.bidirectional = bidirectional
-        self.backend = backend
+        self._backend = "torch"
         self.register_memory("t", 0)
 
     @property
@@ -74,6 +80,10 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
         if value == "cupy":
             cupy_kernels.require_cupy()
         self._backend = value
+
+    def begin_steps(self, t0: int, steps: int, multi_step: bool) -> None:
+        """Hook run before a forward over steps ``t0 .. t0 + steps - 1`` (neurons with per-step
+        state check and size it here, see :class:`~neuron_zoo.calibration.CalibratedNeuron`)."""
 
     def amplitude(self, t: int, m: torch.Tensor):
         """Amplitude ``a[t]`` (float or 0-d tensor) for time step ``t`` given membrane ``m``."""
@@ -141,13 +151,15 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
         return (torch.stack(steps),), states
 
     def single_step_forward(self, x: torch.Tensor, *args, **kwargs):
+        check_neuron_input(self, x, multi_step=False)
+        self.begin_steps(self.t, 1, multi_step=False)
         s = super().single_step_forward(x, *args, **kwargs)
         self._record_spikes(s.unsqueeze(0))
         return s
 
     def multi_step_forward(self, x_seq: torch.Tensor, *args, **kwargs):
-        if x_seq.dim() < 2:
-            raise ValueError(f"multi-step input must be [T, N, *], got shape {tuple(x_seq.shape)}")
+        check_neuron_input(self, x_seq, multi_step=True)
+        self.begin_steps(self.t, x_seq.shape[0], multi_step=True)
         if self.backend == "cupy":
             s_seq = self._fused_multi_step_forward(x_seq)
             if s_seq is not None:

@@ -6,12 +6,14 @@ from spikingjelly.activation_based import base
 from torch import nn
 
 from .init_args import RecordsInitArgs
-from .validation import check_choice
+from .validation import check_choice, check_neuron_input
 
 
 class ANNNode(RecordsInitArgs, nn.Module, base.StepModule):
-    """``y = x`` in both step modes; reports no firing rate (``firing_rate is None``)."""
+    """``y = x`` in both step modes; reports no firing rate (``firing_rate is None``). Input
+    must be floating, like every zoo neuron's."""
 
+    memoryless_arguments = {}  # nothing is carried across steps
     firing_rate = None
     spike_counts = None
 
@@ -20,6 +22,7 @@ class ANNNode(RecordsInitArgs, nn.Module, base.StepModule):
         self.step_mode = check_choice("step_mode", step_mode, ("s", "m"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_neuron_input(self, x, multi_step=self.step_mode == "m")
         return x
 
     def reset(self) -> None:

@@ -27,10 +27,9 @@ class STELIFNode(UnitAmplitudeNode):
         ds/dm = d clip(m, 0, 1) / dm = 1 if 0 <= m <= 1 else 0
     """
 
-    def __init__(self, decay: float = 0.25, v_threshold: float = 1.0, step_mode: str = "m",
-                 backend: str = "torch"):
+    def __init__(self, decay: float = 0.25, v_threshold: float = 1.0, step_mode: str = "m"):
         v_threshold = check_real("v_threshold", v_threshold, 0.0, low_open=True)
-        super().__init__(decay, v_threshold, "hard", False, step_mode, backend)
+        super().__init__(decay, v_threshold, "hard", False, step_mode)
 
     def extra_repr(self) -> str:
         return (f"decay={self.decay}, v_threshold={self.threshold_scale}, "
@@ -47,6 +46,6 @@ class TernaryFixedNode(UnitAmplitudeNode):
     ``round(m).clamp(-1, 1)``; the Table 6 row "{-1, 0, 1}" (no elastic encoding)."""
 
     def __init__(self, decay: float = 0.25, v_threshold: float = 0.5, reset: str = "reference",
-                 step_mode: str = "m", backend: str = "torch"):
+                 step_mode: str = "m"):
         v_threshold = check_real("v_threshold", v_threshold, 0.0, low_open=True)
-        super().__init__(decay, v_threshold, reset, True, step_mode, backend)
+        super().__init__(decay, v_threshold, reset, True, step_mode)

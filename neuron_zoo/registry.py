@@ -67,6 +67,9 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
         raise ValueError(f"neuron spec {spec!r} must pass arguments by keyword; {form}")
     kwargs = {}
     for kw in node.keywords:
+        if kw.arg in kwargs:
+            raise ValueError(f"argument {kw.arg!r} is given twice in neuron spec {spec!r}; "
+                             "give each argument once")
         try:
             kwargs[kw.arg] = ast.literal_eval(kw.value)
         except ValueError:
@@ -93,21 +96,50 @@ def _check_arguments(name: str, cls: Type[nn.Module], kwargs: Dict[str, Any]) ->
                          f"e.g. '{name}({missing[0]}=4)'")
 
 
-def neuron_name(node: nn.Module) -> str:
-    """The registry name of a zoo neuron instance (``ValueError`` if its class is not registered)."""
+def registered_name(node: nn.Module):
+    """The registry name of ``node``'s class, or None if it is not registered."""
     for name, cls in _REGISTRY.items():
         if type(node) is cls:
             return name
-    raise ValueError(f"{type(node).__name__} is not a registered neuron; registered: {', '.join(_REGISTRY)}")
+    return None
+
+
+def neuron_name(node: nn.Module) -> str:
+    """The registry name of a zoo neuron instance (``ValueError`` if its class is not registered)."""
+    name = registered_name(node)
+    if name is None:
+        raise ValueError(f"{type(node).__name__} is not a registered neuron; "
+                         f"registered: {', '.join(_REGISTRY)}")
+    return name
+
+
+RUNTIME_ARGUMENTS = ("step_mode", "backend")
+"""Arguments that are runtime choices, never part of a spec: the step mode (set by the model,
+e.g. ``functional.set_step_mode``) and a compute backend (``set_backend`` / ``use_backend``)."""
+
+
+def _format_spec(name: str, kwargs: Dict[str, Any]) -> str:
+    defaults = _defaults(_lookup(name))
+    args = [f"{k}={v!r}" for k, v in kwargs.items() if k not in RUNTIME_ARGUMENTS and defaults.get(k) != v]
+    return f"{name}({', '.join(args)})" if args else name
 
 
 def neuron_spec(node: nn.Module) -> str:
     """The spec string that rebuilds ``node``'s configuration, e.g. ``"elastic_bi(k=3.0)"``
-    (arguments equal to their defaults are left out)."""
-    name = neuron_name(node)
-    defaults = _defaults(type(node))
-    args = [f"{k}={v!r}" for k, v in node.init_kwargs.items() if defaults.get(k) != v]
-    return f"{name}({', '.join(args)})" if args else name
+    (arguments equal to their defaults and :data:`RUNTIME_ARGUMENTS` are left out), so a
+    spec saved in a model config is portable."""
+    return _format_spec(neuron_name(node), node.init_kwargs)
+
+
+def canonical_spec(spec: NeuronSpec, **overrides) -> str:
+    """``spec`` (string or registered instance) with ``overrides`` applied, written like
+    :func:`neuron_spec`, without building the neuron: names and arguments are checked
+    (``ValueError`` as in :func:`build_neuron`), values only when a neuron is built (e.g. with
+    its model's ``T``, which ``alpha='learnable'`` needs)."""
+    name, kwargs = spec_arguments(spec)
+    kwargs.update(overrides)
+    _check_arguments(name, _lookup(name), kwargs)
+    return _format_spec(name, kwargs)
 
 
 def build_neuron(spec: NeuronSpec, **overrides) -> nn.Module:
@@ -116,25 +148,29 @@ def build_neuron(spec: NeuronSpec, **overrides) -> nn.Module:
     neuron is rebuilt from its arguments, without its state; any other module is deep-copied).
     ``overrides`` replace arguments of the spec. Unknown names or arguments raise ``ValueError``
     naming them and listing what is accepted."""
-    if isinstance(spec, nn.Module):
-        if any(type(spec) is cls for cls in _REGISTRY.values()):
-            name, kwargs = neuron_name(spec), dict(spec.init_kwargs)
-        elif overrides:
+    if isinstance(spec, nn.Module) and registered_name(spec) is None:
+        if overrides:
             raise ValueError(f"cannot apply overrides {sorted(overrides)} to a {type(spec).__name__} "
                              "instance that is not a registered neuron")
-        else:
-            return copy.deepcopy(spec)
-    else:
-        name, kwargs = parse_spec(spec)
+        return copy.deepcopy(spec)
+    name, kwargs = spec_arguments(spec)
     cls = _lookup(name)
     kwargs.update(overrides)
     _check_arguments(name, cls, kwargs)
     return cls(**kwargs)
 
 
+def spec_arguments(spec: NeuronSpec) -> Tuple[str, Dict[str, Any]]:
+    """``(name, {argument: value})`` of a spec string or a registered neuron instance (its
+    constructor arguments); ``ValueError`` for an unregistered instance."""
+    if isinstance(spec, nn.Module):
+        return neuron_name(spec), dict(spec.init_kwargs)
+    return parse_spec(spec)
+
+
 def accepts_argument(spec: NeuronSpec, argument: str) -> bool:
-    """Whether the neuron named by ``spec`` (string or instance) takes ``argument``,
-    e.g. to give key/value neurons ``decay=0`` only where there is a membrane to decay."""
+    """Whether the neuron named by ``spec`` (string or instance) takes ``argument``, e.g. to
+    give ``T`` only to the neurons that hold per-step state."""
     if isinstance(spec, nn.Module):
         try:
             name = neuron_name(spec)

@@ -6,6 +6,8 @@ import math
 from numbers import Real
 from typing import Sequence
 
+import torch
+
 
 def check_choice(name: str, value, choices: Sequence):
     """Return ``value`` if it is one of ``choices``, else raise ``ValueError``."""
@@ -45,3 +47,28 @@ def check_positive_int(name: str, value) -> int:
     if value < 1:
         raise ValueError(f"{name}={value!r} is out of range; accepted: an int >= 1")
     return value
+
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+"""Input dtypes every zoo neuron accepts; spikes come back in the input dtype."""
+
+
+def check_neuron_input(node, x, multi_step: bool) -> None:
+    """Raise unless ``x`` is a floating tensor (one of :data:`FLOAT_DTYPES`), and, for a
+    multi-step input, of shape ``[T, N, *]`` with ``T >= 1``. Errors name the neuron
+    (:func:`neuron_zoo.lifecycle.neuron_label`): integer input would be spiked back into its
+    integer dtype (``0.5 * a`` rounds away), bool / complex input has no order or sign."""
+    from .lifecycle import neuron_label
+
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{neuron_label(node)}: input must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        accepted = ", ".join(str(d).replace("torch.", "") for d in FLOAT_DTYPES)
+        raise TypeError(f"{neuron_label(node)}: input dtype {x.dtype} is not accepted; accepted dtypes: "
+                        f"{accepted} (cast the input, e.g. x.float())")
+    if multi_step and x.dim() < 2:
+        raise ValueError(f"{neuron_label(node)}: multi-step input must be [T, N, *], "
+                         f"got shape {tuple(x.shape)}")
+    if multi_step and x.shape[0] == 0:
+        raise ValueError(f"{neuron_label(node)}: multi-step input has T=0 time steps (shape "
+                         f"{tuple(x.shape)}); accepted: T >= 1")

@@ -12,10 +12,9 @@ from .models import (
     SpikeLMPreTrainedModel,
     SpikingPreTrainedModel,
     from_ann,
-    neurons_calibrated,
 )
 
 __all__ = [
     "SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
-    "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann", "neurons_calibrated",
+    "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann",
 ]

@@ -10,12 +10,25 @@ GRAD_RTOL = {torch.float32: 1e-6, torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 
 
 
 def twins(cls, alpha_values=None, device="cpu", **kwargs):
-    """The same neuron on the torch backend and on the fused one, with the same alpha."""
-    nodes = cls(**kwargs).to(device), cls(**kwargs, backend="cupy").to(device)
+    """The same neuron on the torch backend and on the fused one, with the same alpha: steps
+    ``0 .. len(alpha_values) - 1`` calibrated to those values, of ``T`` (default: as many)."""
+    if alpha_values is not None:
+        kwargs.setdefault("T", len(alpha_values))
+    nodes = cls(**kwargs).to(device), cls(**kwargs).to(device)
+    nodes[1].backend = "cupy"
     if alpha_values is not None:
         for node in nodes:
-            node.load_state_dict({"alpha": alpha_values.clone()})
+            node.load_state_dict(calibrated_state(alpha_values, kwargs["T"]))
     return nodes
+
+
+def calibrated_state(alpha_values, T=None):
+    """An ElasticBiNode state dict of ``T`` steps whose first ``len(alpha_values)`` are calibrated
+    to ``alpha_values`` (the others uncalibrated, 0)."""
+    T = len(alpha_values) if T is None else T
+    alpha, calibrated = torch.zeros(T), torch.zeros(T, dtype=torch.bool)
+    alpha[:len(alpha_values)], calibrated[:len(alpha_values)] = alpha_values, True
+    return {"alpha": alpha, "calibrated": calibrated}
 
 
 def tie_inputs(shape, decay, thresholds, amplitudes, dtype=torch.float32, seed=0, device="cpu"):

@@ -6,7 +6,7 @@ order (see fused_twins.assert_alpha_grad_close). Every option, T = 1, 2, 4, 8, r
 side stream, and a small model trained with both backends. Skips without CUDA and CuPy."""
 import pytest
 import torch
-from fused_twins import ALPHA, compare, tie_inputs, twins
+from fused_twins import ALPHA, calibrated_state, compare, tie_inputs, twins
 from torch import nn
 
 import neuron_zoo
@@ -106,8 +106,9 @@ def test_cupy_gpu_runs_on_the_current_stream(cuda):
 
 
 def test_cupy_gpu_compiles_each_configuration_once(cuda):
-    node = ElasticBiNode(backend="cupy").to(cuda)
-    node.load_state_dict({"alpha": ALPHA[:3].clone()})
+    node = ElasticBiNode(T=3).to(cuda)
+    neuron_zoo.set_backend(node, "cupy")
+    node.load_state_dict(calibrated_state(ALPHA[:3]))
     node(torch.randn(3, 16, device=cuda))
     compiled = dict(cupy_kernels._COMPILED)
     node.reset()
@@ -118,8 +119,9 @@ def test_cupy_gpu_compiles_each_configuration_once(cuda):
 
 
 def test_cupy_gpu_refuses_float64_and_cpu_input(cuda):
-    node = ElasticBiNode(backend="cupy").to(cuda)
-    node.load_state_dict({"alpha": ALPHA[:2].clone()})
+    node = ElasticBiNode(T=2).to(cuda)
+    neuron_zoo.set_backend(node, "cupy")
+    node.load_state_dict(calibrated_state(ALPHA[:2]))
     with pytest.raises(TypeError, match="float64"):
         node(torch.randn(2, 8, device=cuda, dtype=torch.float64))
     with pytest.raises(RuntimeError, match="CUDA tensors"):
@@ -129,7 +131,7 @@ def test_cupy_gpu_refuses_float64_and_cpu_input(cuda):
 def small_model(backend, seed=0):
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(32, 64), ElasticBiNode(decay=0.25), nn.Linear(64, 64),
-                          ElasticBiNode(alpha="learnable", reset="hard"), nn.Linear(64, 32),
+                          ElasticBiNode(alpha="learnable", reset="hard", T=4), nn.Linear(64, 32),
                           STELIFNode(), nn.Linear(32, 4))
     neuron_zoo.set_backend(model, backend)
     return model

@@ -5,7 +5,7 @@ spike counts and input gradients must be identical; the learnable-alpha gradient
 summation order (1e-6 relative). Skips when g++ is missing."""
 import pytest
 import torch
-from fused_twins import ALPHA, assert_alpha_grad_close, compare, tie_inputs, twins
+from fused_twins import ALPHA, assert_alpha_grad_close, calibrated_state, compare, tie_inputs, twins
 
 from neuron_zoo import ElasticBiNode, STELIFNode, TernaryFixedNode, valid_mask
 
@@ -96,7 +96,7 @@ def test_cupy_first_batch_calibrates_on_torch_path_then_fuses(launches):
 
 def test_cupy_gradient_flows_into_fused_call_from_a_later_torch_call(launches):
     steps = 2
-    ref, fused = twins(ElasticBiNode, ALPHA[:steps], decay=0.5)  # steps 2, 3 still to calibrate
+    ref, fused = twins(ElasticBiNode, ALPHA[:steps], T=2 * steps, decay=0.5)  # steps 2, 3 still to calibrate
     g = torch.Generator().manual_seed(4)
     x1, x2 = (torch.randn(steps, 3, 4, generator=g) for _ in range(2))
     grads = []
@@ -131,14 +131,17 @@ def test_cupy_masked_statistics_fall_back_to_torch_reduction(launches):
 
 def test_cupy_saves_code_or_input_not_membranes(launches):
     steps, n = 3, 4 * 6
-    node = ElasticBiNode(backend="cupy")
-    node.load_state_dict({"alpha": ALPHA[:steps].clone()})
+    node = ElasticBiNode(T=steps)
+    node.backend = "cupy"
+    node.load_state_dict(calibrated_state(ALPHA[:steps]))
     x = torch.randn(steps, 4, 6, requires_grad=True)
     code, amp = node(x).grad_fn.saved_tensors
     assert code.dtype == torch.uint8 and code.shape == ((steps + 1) // 2, n) and amp.shape == (steps,)
-    learnable = ElasticBiNode(backend="cupy", alpha="learnable")
-    learnable.load_state_dict({"alpha": ALPHA[:steps].clone()})
+    learnable = ElasticBiNode(alpha="learnable", T=steps)
+    learnable.backend = "cupy"
+    learnable.load_state_dict(calibrated_state(ALPHA[:steps]))
     saved_x, amp, thr, v0 = learnable(x).grad_fn.saved_tensors
     assert saved_x.data_ptr() == x.data_ptr() and amp.shape == thr.shape == (steps,) and v0 is None
+    node.reset()
     with torch.no_grad():
         assert node(x).grad_fn is None

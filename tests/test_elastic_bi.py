@@ -43,8 +43,9 @@ def test_soft_reset_two_steps():
 
 
 def calibrated(alpha, **kwargs):
-    node = ElasticBiNode(**kwargs)
-    node.load_state_dict({"alpha": torch.tensor(alpha)})
+    node = ElasticBiNode(T=len(alpha), **kwargs)
+    flags = torch.ones(len(alpha), dtype=torch.bool)
+    node.load_state_dict({"alpha": torch.tensor(alpha), "calibrated": flags})
     return node.eval()
 
 
@@ -100,9 +101,10 @@ def test_calibration_ignores_masked_positions():
 
 def test_calibrate_method_works_in_eval_and_resets():
     node = ElasticBiNode(k=3.0).eval()
-    alpha = node.calibrate(torch.tensor([[2.0, -4.0]]))
-    torch.testing.assert_close(alpha, torch.tensor([9.0]), **close)
+    assert node.calibrate(torch.tensor([[2.0, -4.0]])) is node
+    torch.testing.assert_close(node.alpha, torch.tensor([9.0]), **close)
     assert node.spike_counts is None and not isinstance(node.v, torch.Tensor)
+    assert node.is_calibrated and not node.training
 
 
 def test_uncalibrated_eval_is_an_error():
@@ -110,8 +112,15 @@ def test_uncalibrated_eval_is_an_error():
     with pytest.raises(RuntimeError, match="calibrate"):
         node(torch.randn(2, 3))
     short = calibrated([1.0])
-    with pytest.raises(RuntimeError, match="time step 1"):
+    with pytest.raises(ValueError, match="time step 1 is beyond T=1"):
         short(torch.randn(2, 3))
+    half = ElasticBiNode(T=2)
+    half.calibrate(torch.ones(2, 3))
+    half.clear_calibration()
+    half.train()(torch.ones(1, 3))  # a one-step batch calibrates step 0 only
+    half.reset()
+    with pytest.raises(RuntimeError, match=r"time step 1 is not calibrated \(1 of 2 steps are\)"):
+        half.eval()(torch.ones(2, 3))
 
 
 def test_state_dict_round_trip_into_fresh_node():
@@ -128,39 +137,13 @@ def test_state_dict_round_trip_into_fresh_node():
 
 
 def test_learnable_alpha_is_a_parameter_saved_in_state_dict():
-    node = ElasticBiNode(alpha="learnable")
+    node = ElasticBiNode(alpha="learnable", T=3)
     node(torch.randn(3, 5))
     params = dict(node.named_parameters())
     assert list(params) == ["alpha"] and params["alpha"].shape == (3,)
-    fresh = ElasticBiNode(alpha="learnable")
+    fresh = ElasticBiNode(alpha="learnable", T=3)
     fresh.load_state_dict(node.state_dict())
     torch.testing.assert_close(fresh.alpha, node.alpha)
-
-
-@pytest.mark.parametrize("alpha_mode", ["calibrated", "learnable"])
-def test_allocate_alpha_sizes_placeholders_then_loading_fills_them(alpha_mode):
-    source = ElasticBiNode(alpha=alpha_mode).double()
-    source(torch.randn(3, 5, dtype=torch.float64))
-    source.reset()
-    node = ElasticBiNode(alpha=alpha_mode).double()
-    node.allocate_alpha(3)
-    assert node.calibrated_steps == 3 and node.alpha.dtype == torch.float64
-    assert torch.isnan(node.alpha).all()
-    assert isinstance(node.alpha, torch.nn.Parameter) == (alpha_mode == "learnable")
-    node.alpha.data.copy_(source.alpha.data)  # what a shape-checking loader does
-    torch.testing.assert_close(node.eval()(torch.ones(3, 5, dtype=torch.float64)),
-                               source.eval()(torch.ones(3, 5, dtype=torch.float64)))
-    node.reset()
-    node.allocate_alpha(0)
-    assert node.calibrated_steps == 0
-    with pytest.raises(RuntimeError, match="no calibrated alpha"):
-        node(torch.ones(3, 5, dtype=torch.float64))
-
-
-@pytest.mark.parametrize("steps", [-1, 2.0, True])
-def test_allocate_alpha_rejects_bad_steps(steps):
-    with pytest.raises(ValueError, match="steps="):
-        ElasticBiNode().allocate_alpha(steps)
 
 
 def test_single_step_equals_multi_step():
@@ -168,7 +151,7 @@ def test_single_step_equals_multi_step():
     x = torch.randn(4, 6, 7)
     for reset in ("reference", "hard", "soft"):
         multi = ElasticBiNode(reset=reset, step_mode="m")
-        single = ElasticBiNode(reset=reset, step_mode="s")
+        single = ElasticBiNode(reset=reset, T=4, step_mode="s")
         xm, xs = x.clone().requires_grad_(), x.clone().requires_grad_()
         sm = multi(xm)
         ss = torch.stack([single(xs[t]) for t in range(4)])
@@ -181,12 +164,12 @@ def test_single_step_equals_multi_step():
 
 def test_reset_clears_membrane_between_batches():
     torch.manual_seed(2)
-    node = calibrated([1.0, 0.8, 0.9, 1.0, 0.8, 0.9], decay=0.5)
+    node = calibrated([1.0, 0.8, 0.9, 1.0, 0.8, 0.9, 1.0, 1.0, 1.0], decay=0.5)
     a, b = torch.randn(3, 4, 5), torch.randn(3, 4, 5)
     node(a)
     node.reset()
     in_a_row = node(b)
-    fresh = calibrated([1.0, 0.8, 0.9, 1.0, 0.8, 0.9], decay=0.5)(b)
+    fresh = calibrated([1.0, 0.8, 0.9, 1.0, 0.8, 0.9, 1.0, 1.0, 1.0], decay=0.5)(b)
     torch.testing.assert_close(in_a_row, fresh, rtol=0, atol=0)
     carried = node(b)  # no reset: steps 3..5 continue from the membrane left by b
     assert not torch.equal(carried, fresh)
@@ -207,7 +190,7 @@ def test_half_precision_input_keeps_float32_membrane():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(k=0.0), "k=0.0"), (dict(decay=1.5), "decay=1.5"), (dict(reset="none"), "reset='none'"),
     (dict(alpha="fixed"), "alpha='fixed'"), (dict(threshold_scale=0), "threshold_scale"),
-    (dict(step_mode="x"), "step_mode='x'"), (dict(backend="cuda"), "backend='cuda'"),
+    (dict(step_mode="x"), "step_mode='x'"), (dict(T=0), "T=0"),
 ])
 def test_bad_arguments_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -219,3 +202,5 @@ def test_bad_argument_types():
         ElasticBiNode(bidirectional="yes")
     with pytest.raises(TypeError, match="k="):
         ElasticBiNode(k="2")
+    with pytest.raises(TypeError, match="backend"):  # a runtime choice (set_backend), not an argument
+        ElasticBiNode(backend="torch")

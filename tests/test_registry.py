@@ -83,3 +83,46 @@ def test_set_backend_switches_and_validates():
     assert neuron_zoo.set_backend(model, "torch") == 2
     with pytest.raises(ValueError, match="backend='triton' is not accepted; choose one of 'torch'"):
         neuron_zoo.set_backend(model, "triton")
+
+
+def test_canonical_spec_checks_and_writes_without_building():
+    # elastic_bi(alpha='learnable') cannot be built without T; its spec can still be written
+    assert neuron_zoo.canonical_spec("elastic_bi(alpha='learnable', k=2.0)", k=3) == \
+        "elastic_bi(alpha='learnable', k=3)"
+    assert neuron_zoo.canonical_spec(ElasticBiNode(k=2.0, step_mode="s")) == "elastic_bi"
+    with pytest.raises(ValueError, match="has no argument 'kk'"):
+        neuron_zoo.canonical_spec("elastic_bi", kk=1)
+    with pytest.raises(ValueError, match="needs argument"):
+        neuron_zoo.canonical_spec("psn")
+
+
+def test_name_neurons_labels_errors_with_the_module_name():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sequential(ElasticBiNode(T=1)),
+                                torch.nn.ReLU())
+    assert neuron_zoo.name_neurons(model) == 1
+    assert neuron_zoo.neuron_label(model[1][0]) == "elastic_bi(T=1) at 1.0"
+    assert neuron_zoo.is_neuron(model[1][0]) and not neuron_zoo.is_neuron(model[0])
+    with pytest.raises(RuntimeError, match=r"elastic_bi\(T=1\) at 1\.0: time step 0 is not calibrated"):
+        model.eval()(torch.randn(1, 3, 2))
+
+
+def test_init_neuron_state_clears_calibration_and_reinitialises_own_parameters():
+    node = ElasticBiNode(T=2)
+    node.calibrate(torch.randn(2, 5))
+    neuron_zoo.init_neuron_state(node)
+    assert node.calibrated_steps == 0 and node.alpha.tolist() == [0.0, 0.0]
+    psn = neuron_zoo.PSN(T=3)
+    with torch.no_grad():
+        psn.weight.fill_(7.0), psn.bias.fill_(7.0)
+    neuron_zoo.init_neuron_state(psn)
+    assert psn.weight.abs().max() <= 3 ** -0.5 and torch.equal(psn.bias, torch.full((3, 1), -1.0))
+    for p in psn.parameters():  # what from_pretrained marks as loaded is kept
+        p._is_hf_initialized = True
+    with torch.no_grad():
+        psn.bias.fill_(7.0)
+    neuron_zoo.init_neuron_state(psn)
+    assert torch.equal(psn.bias, torch.full((3, 1), 7.0))
+    linear = torch.nn.Linear(2, 2)
+    before = linear.weight.detach().clone()
+    neuron_zoo.init_neuron_state(linear)  # not a neuron: untouched
+    assert torch.equal(linear.weight, before)

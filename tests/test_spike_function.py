@@ -58,8 +58,8 @@ def test_gradients_match_lsq_reference(reset, bidirectional, threshold_scale):
     w = torch.randn(T, 5, 6, dtype=torch.float64)
 
     node = ElasticBiNode(decay=0.25, threshold_scale=threshold_scale, reset=reset,
-                         bidirectional=bidirectional, alpha="learnable").double()
-    node.load_state_dict({"alpha": alpha0})
+                         bidirectional=bidirectional, alpha="learnable", T=T).double()
+    node.load_state_dict({"alpha": alpha0, "calibrated": torch.ones(T, dtype=torch.bool)})
     xa = x.clone().requires_grad_()
     s = node(xa)
     (s * w).sum().backward()

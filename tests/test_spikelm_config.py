@@ -9,8 +9,8 @@ def test_defaults_are_bert_base_plus_spiking_fields():
     c = SpikeLMConfig()
     assert (c.vocab_size, c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size,
             c.max_position_embeddings) == (30522, 768, 12, 12, 3072, 512)
-    assert (c.T, c.neuron, c.kv_neuron, c.spike_attention_kv, c.calibration_counts_padding,
-            c.neurons_calibrated) == (4, "elastic_bi(k=2)", None, True, False, False)
+    assert (c.T, c.neuron, c.kv_neuron, c.spike_attention_kv, c.calibration_counts_padding) == (
+        4, "elastic_bi(k=2)", None, True, False)
     assert c.model_type == "spikelm"
 
 
@@ -19,15 +19,15 @@ def test_neuron_instance_is_stored_as_its_spec():
     assert config.neuron == "elastic_bi(k=3.0, reset='hard')"
 
 
-def test_kv_neuron_defaults_to_neuron_without_membrane():
-    kv = SpikeLMConfig(neuron="elastic_bi(k=3)").build_kv_neuron()
-    assert isinstance(kv, ElasticBiNode) and kv.decay == 0.0 and kv.k == 3.0
+def test_kv_neuron_defaults_to_the_memoryless_neuron():
+    kv = SpikeLMConfig(neuron="elastic_bi(k=3)", T=3).build_kv_neuron()
+    assert isinstance(kv, ElasticBiNode) and kv.decay == 0.0 and kv.k == 3.0 and kv.T == 3
     kv = SpikeLMConfig(neuron="ste_lif(decay=0.5)").build_kv_neuron()
     assert isinstance(kv, STELIFNode) and kv.decay == 0.0
-    kv = SpikeLMConfig(neuron="lif(tau=3.0)").build_kv_neuron()  # no decay argument: same neuron
-    assert isinstance(kv, LIFNode) and kv.tau == 3.0
-    kv = SpikeLMConfig(neuron="psn", T=3).build_kv_neuron()
-    assert isinstance(kv, PSN) and kv.T == 3
+    kv = SpikeLMConfig(neuron="lif(tau=3.0)").build_kv_neuron()  # each step alone, H[t] = X[t]
+    assert isinstance(kv, LIFNode) and kv.tau == 3.0 and kv.stepwise and not kv.decay_input
+    kv = SpikeLMConfig(neuron="psn", T=3).build_kv_neuron()  # PSN(T=1) on each of the 3 steps
+    assert isinstance(kv, PSN) and kv.T == 3 and kv.stepwise and kv.weight.shape == (1, 1)
 
 
 def test_explicit_kv_neuron_and_real_kv():

@@ -144,7 +144,7 @@ def test_first_training_batch_calibrates_on_real_tokens_only(tiny_config, batch)
 
 
 def test_uncalibrated_eval_raises_and_ann_needs_no_calibration(tiny_config, batch):
-    with pytest.raises(RuntimeError, match="no calibrated alpha"):
+    with pytest.raises(RuntimeError, match="time step 0 is not calibrated"):
         SpikeLMModel(tiny_config()).eval()(**batch)
     assert torch.isfinite(SpikeLMModel(tiny_config(neuron="ann")).eval()(**batch).last_hidden_state).all()
 

@@ -3,7 +3,8 @@ batch, training steps, evaluation and save/load of the calibrated model."""
 import pytest
 import torch
 
-from sj_spikelm import SpikeLMConfig, SpikeLMForSequenceClassification, neurons_calibrated
+from neuron_zoo import needs_calibration
+from sj_spikelm import SpikeLMConfig, SpikeLMForSequenceClassification
 
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate")
@@ -42,13 +43,13 @@ def test_trainer_trains_evaluates_and_saves_a_spiking_model(tmp_path, neuron):
     result = trainer.train()
 
     assert result.global_step == 3 and torch.isfinite(torch.tensor(result.training_loss))
-    assert neurons_calibrated(model)  # by the first training batch, inside Trainer's forward
+    assert not needs_calibration(model)  # by the first training batch, inside Trainer's forward
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]
     assert "bert.encoder.layer.0.attention.self.query.weight" in changed
     assert "classifier.weight" in changed
     alpha = model.bert.encoder.layer[0].attention.self.query.neuron.alpha
     assert alpha.shape == (2,)
-    if "learnable" in neuron:  # the parameter existed (empty) when Trainer built its optimizer
+    if "learnable" in neuron:  # the [T] parameter existed when Trainer built its optimizer
         name = "bert.encoder.layer.0.attention.self.query.neuron.alpha"
         assert name in changed and not torch.equal(alpha, calibrated[name])
     metrics = trainer.evaluate()

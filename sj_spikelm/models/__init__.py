@@ -8,10 +8,8 @@ from .spikelm import (
     SpikeLMModel,
     SpikeLMPreTrainedModel,
     from_ann,
-    neurons_calibrated,
 )
 from .spiking import SpikeLinear, SpikingPreTrainedModel
 
 __all__ = ["SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
-           "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann",
-           "neurons_calibrated"]
+           "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann"]

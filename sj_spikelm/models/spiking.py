@@ -69,8 +69,19 @@ def forward_in_mode(model: nn.Module, training: bool, **inputs):
 
 
 class SpikingPreTrainedModel(PreTrainedModel):
-    """Base of every spiking model family: generic handling of zoo neurons (no neuron-specific
-    code) and :meth:`calibrate`."""
+    """Base of every spiking model family: the same rule for every zoo neuron, whatever its type
+    (a neuron registered by a user included), and :meth:`calibrate`."""
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        # zoo neurons: calibration state kept (and checked) if loaded, else cleared; own
+        # parameters (e.g. PSN's) re-initialised unless loaded; a no-op for other modules
+        neuron_zoo.init_neuron_state(module)
+
+    def post_init(self):
+        super().post_init()
+        neuron_zoo.name_neurons(self)  # errors name the neuron's module
 
     def calibrate(self, **inputs):
         """Run ``self(**inputs)`` once in training mode without gradients, as the first training

@@ -31,8 +31,7 @@ def resolve_neuron(neuron: str, k: Optional[float] = None) -> str:
 
     if k is not None and not neuron_zoo.accepts_argument(neuron, "k"):
         raise ValueError(f"k={k} given, but neuron {neuron!r} has no argument 'k'")
-    node = neuron_zoo.build_neuron(neuron, **({"k": k} if k is not None else {}))
-    return neuron_zoo.neuron_spec(node)
+    return neuron_zoo.canonical_spec(neuron, **({"k": k} if k is not None else {}))
 
 
 def checkpoint_model_type(name: str) -> Optional[str]:

@@ -21,13 +21,6 @@ from .distill import Distiller
 log = logging.getLogger(__name__)
 
 
-def _legacy_needs_calibration(model) -> bool:  # TEMPORARY until the neurons branch lands
-    return any(getattr(m, "calibrated_steps", None) == 0 for m in model.modules())
-
-
-needs_calibration = getattr(neuron_zoo, "needs_calibration", _legacy_needs_calibration)
-
-
 class TrainingDiverged(RuntimeError):
     """A non-finite loss or gradient norm: the run stops without writing a result."""
 
@@ -79,7 +72,7 @@ class SpikingTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         if not self._calibration_checked:
             self._calibration_checked = True
-            if needs_calibration(self.model):
+            if neuron_zoo.needs_calibration(self.model):
                 self.calibrate_on(model, self._prepare_inputs(inputs))
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss):

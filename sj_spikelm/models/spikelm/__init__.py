@@ -13,7 +13,6 @@ from .modeling_spikelm import (
     SpikeLMForSequenceClassification,
     SpikeLMModel,
     SpikeLMPreTrainedModel,
-    neurons_calibrated,
 )
 
 AutoConfig.register(SpikeLMConfig.model_type, SpikeLMConfig, exist_ok=True)
@@ -22,4 +21,4 @@ AutoModelForMaskedLM.register(SpikeLMConfig, SpikeLMForMaskedLM, exist_ok=True)
 AutoModelForSequenceClassification.register(SpikeLMConfig, SpikeLMForSequenceClassification, exist_ok=True)
 
 __all__ = ["SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
-           "SpikeLMPreTrainedModel", "from_ann", "neurons_calibrated"]
+           "SpikeLMPreTrainedModel", "from_ann"]

@@ -21,15 +21,15 @@ class SpikeLMConfig(BertConfig):
       of every linear layer of the encoder, e.g. ``"elastic_bi(k=2)"``, ``"ste_lif"``,
       ``"ann"`` (the ANN baseline, same weight layout).
     - ``kv_neuron`` (spec or None): the neuron that spikes key and value after their
-      projections; None means ``neuron`` with ``decay=0`` where it has a ``decay`` argument
-      (no membrane carried across steps, as in SpikeLM).
+      projections; None means the memoryless form of ``neuron`` (``neuron_zoo.build_memoryless``:
+      nothing carried across time steps, as SpikeLM's ``decay=0``, for every neuron type).
     - ``spike_attention_kv`` (bool, True): False keeps key and value real-valued.
     - ``calibration_counts_padding`` (bool, False): True lets padding positions into the
       calibration statistic (and, in training mode, the spike statistics), as the public
       SpikeLM code does.
-    - ``neurons_calibrated`` (bool, False): written by ``save_pretrained``; True when the saved
-      elastic neurons hold ``alpha`` for all ``T`` steps, so ``from_pretrained`` sizes them to
-      load it. A model built from a config alone always starts uncalibrated.
+
+    The neuron backend (torch / CuPy) is a runtime choice (``neuron_zoo.set_backend``), never
+    part of the config; a neuron's calibration state lives in the weights, not here.
     """
 
     model_type = "spikelm"
@@ -39,11 +39,10 @@ class SpikeLMConfig(BertConfig):
     kv_neuron: Optional[Union[str, nn.Module]] = None
     spike_attention_kv: bool = True
     calibration_counts_padding: bool = False
-    neurons_calibrated: bool = False
 
     def __post_init__(self, **kwargs):
         self.T = check_positive_int("T", self.T)
-        for name in ("spike_attention_kv", "calibration_counts_padding", "neurons_calibrated"):
+        for name in ("spike_attention_kv", "calibration_counts_padding"):
             check_bool(name, getattr(self, name))
         self.neuron = check_neuron_spec("neuron", self.neuron, self.T)
         if self.kv_neuron is not None:
@@ -61,11 +60,10 @@ class SpikeLMConfig(BertConfig):
         return build_model_neuron(self.neuron, self.T)
 
     def build_kv_neuron(self) -> nn.Module:
-        """A fresh key/value neuron: ``kv_neuron``, else ``neuron`` with ``decay=0`` where it
-        has a ``decay``; the identity when ``spike_attention_kv`` is False."""
+        """A fresh key/value neuron: ``kv_neuron``, else the memoryless form of ``neuron``
+        (``neuron_zoo.build_memoryless``); the identity when ``spike_attention_kv`` is False."""
         if not self.spike_attention_kv:
             return neuron_zoo.ANNNode()
         if self.kv_neuron is not None:
             return build_model_neuron(self.kv_neuron, self.T)
-        no_memory = {"decay": 0.0} if neuron_zoo.accepts_argument(self.neuron, "decay") else {}
-        return build_model_neuron(self.neuron, self.T, **no_memory)
+        return neuron_zoo.build_memoryless(self.neuron, self.T)

@@ -16,12 +16,10 @@ embeddings stay real; the pooler and the heads are the only real-valued matmuls.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional, Tuple
 
 import torch
 from spikingjelly.activation_based import functional
-from spikingjelly.activation_based import neuron as sj_neuron
 from torch import nn
 from torch.nn import functional as F
 from transformers import initialization as init
@@ -39,7 +37,6 @@ from transformers.models.bert.modeling_bert import (
 )
 
 import neuron_zoo
-from neuron_zoo import ElasticBiNode
 
 from ..spiking import SpikeLinear, SpikingPreTrainedModel
 from .configuration_spikelm import SpikeLMConfig
@@ -144,10 +141,6 @@ class SpikeLMEncoder(nn.Module):
         self.T = config.T
         self.layer = nn.ModuleList(SpikeLMLayer(config) for _ in range(config.num_hidden_layers))
         functional.set_step_mode(self, "m")
-        if config.neurons_calibrated:  # sized for the checkpoint's alpha, see SpikeLMConfig
-            for node in self.modules():
-                if isinstance(node, ElasticBiNode):
-                    node.allocate_alpha(config.T)
 
     def forward(self, embeddings: torch.Tensor, mask: Optional[torch.Tensor],
                 output_hidden_states: bool, output_attentions: bool):
@@ -162,19 +155,6 @@ class SpikeLMEncoder(nn.Module):
                 attentions += (probs.mean(0),)
         last = hidden_states[-1] if output_hidden_states else x.mean(0)
         return last, hidden_states, attentions
-
-
-def neurons_calibrated(model: nn.Module) -> bool:
-    """True when every elastic neuron in ``model`` holds ``alpha`` for all ``T`` steps, False
-    when none holds any (or there is none); ``ValueError`` for a mix."""
-    steps = {n.calibrated_steps for n in model.modules() if isinstance(n, ElasticBiNode)}
-    if not steps or steps == {0}:
-        return False
-    if steps == {model.config.T}:
-        return True
-    raise ValueError(f"the elastic neurons hold alpha for {sorted(steps)} time steps, expected all "
-                     f"0 or all T={model.config.T}; run one training-mode forward (model.calibrate) "
-                     "so that every neuron is calibrated")
 
 
 class SpikeLMPreTrainedModel(SpikingPreTrainedModel):
@@ -192,17 +172,6 @@ class SpikeLMPreTrainedModel(SpikingPreTrainedModel):
             init.zeros_(module.token_type_ids)
         elif isinstance(module, BertLMPredictionHead):
             init.zeros_(module.bias)
-        elif isinstance(module, ElasticBiNode) and not getattr(module.alpha, "_is_hf_initialized", False):
-            module.allocate_alpha(0)  # not loaded: uncalibrated
-        elif isinstance(module, sj_neuron.PSN):
-            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
-            init.constant_(module.bias, -1.0)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """``PreTrainedModel.save_pretrained``, recording in the config whether the neurons are
-        calibrated (``neurons_calibrated``) so that ``from_pretrained`` restores ``alpha``."""
-        self.config.neurons_calibrated = neurons_calibrated(self)
-        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _encode(self, input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
                 position_ids, inputs_embeds) -> BaseModelOutputWithPooling:

@@ -8,7 +8,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["neuron_zoo", "neuron_zoo.*", "sj_spikelm", "sj_spikelm.*"]),
-    package_data={"neuron_zoo": ["cuda/*.cuh", "cuda/*.cu"]},  # CUDA sources of backend='cupy'
+    package_data={"neuron_zoo": ["cuda/*.cuh", "cuda/*.cu"],  # CUDA sources of backend='cupy'
+                  "sj_spikelm": ["data/sst2_sample/SST-2/*.tsv"]},  # offline default data
     install_requires=[
         "torch>=2.1",
         "spikingjelly>=2.0,<3",

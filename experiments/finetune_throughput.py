@@ -4,9 +4,10 @@ the ANN and spiking models initialised from the same checkpoint (default: MiniLM
     python -m experiments.finetune_throughput --task sst2 --steps 20 --batch_size 32
 
 Each setting runs ``--steps`` training steps on the real training data (dynamic padding), then
-one evaluation on ``--eval_samples`` dev sentences. steps/s is the loop's own figure
-(``steps_per_second`` in metrics.json): batch collation, forward, backward and optimizer step,
-without evaluation and start-up, which the last column shows (model load, data, evaluation).
+one evaluation on ``--eval_samples`` dev sentences. steps/s is the job's own figure
+(``steps_per_second`` in metrics.json, ThroughputCallback): batch collation, forward, backward
+and optimizer step, without evaluation and start-up, which the last column shows (model load,
+data, evaluation).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from sj_spikelm.train import finetune
-from sj_spikelm.train.config import from_dict
+from sj_spikelm.train.arguments import check_values
 
 SETTINGS = {
     "ANN (BERT)": {"model": "bert"},
@@ -45,14 +46,14 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.settings:
             setting = SETTINGS[name]
-            cfg = from_dict(finetune.FinetuneConfig, {
+            arguments = check_values(finetune.ARGUMENTS, {
                 **setting, "init_from": args.init_from, "task": args.task, "max_steps": args.steps,
-                "batch_size": args.batch_size, "max_seq_length": args.max_seq_length, "lr": 5e-5,
-                "max_eval_samples": args.eval_samples, "max_train_samples": 0, "save_best": False,
-                "save_final": False, "resume": False, "log_every": 10 ** 9, "energy_batch": 0,
-                "run_dir": str(Path(tmp) / name.replace(" ", "_"))})
+                "per_device_train_batch_size": args.batch_size, "max_seq_length": args.max_seq_length,
+                "learning_rate": 5e-5, "max_eval_samples": args.eval_samples, "save_best": False,
+                "resume": False, "report_to": "none", "energy_batch": 0, "eval_strategy": "no",
+                "disable_tqdm": True, "output_dir": str(Path(tmp) / name.replace(" ", "_"))})
             start = time.perf_counter()
-            metrics = finetune.run(cfg)
+            metrics = finetune.run(*arguments)
             wall = time.perf_counter() - start
             rows.append((name, metrics["steps_per_second"], metrics["samples_per_second"],
                          wall - metrics["train_seconds"]))

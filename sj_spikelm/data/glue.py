@@ -4,6 +4,7 @@ objects with the hub's column names and label ids, so both sources tokenise the 
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple, Union
@@ -11,9 +12,12 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 import datasets
 
 from ..metrics import MAIN_METRIC
-from .paths import data_root
+from .paths import data_root, sources_tried
 
+log = logging.getLogger(__name__)
 HUB_DATASET = "nyu-mll/glue"
+SAMPLE_DIR = Path(__file__).resolve().parent / "sst2_sample"
+"""GLUE-layout folder of the SST-2 sample shipped with the package (experiments/make_sst2_sample.py)."""
 SPLIT_FILES = {"train": "train.tsv", "validation": "dev.tsv", "validation_matched": "dev_matched.tsv",
                "validation_mismatched": "dev_mismatched.tsv", "test": "test.tsv"}
 
@@ -139,28 +143,65 @@ def _label(raw: str, task: GlueTask, where: str):
     return value
 
 
+def _from_folder(folder: Path, task: GlueTask, split: str) -> datasets.Dataset:
+    path = folder / SPLIT_FILES[split]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (split {split!r} of task {task.name!r})")
+    columns = read_glue_tsv(path, task)
+    features = datasets.Features({
+        **{c: datasets.Value("string") for c in task.text_columns},
+        "label": datasets.Value("float32" if task.is_regression else "int64"),
+        "idx": datasets.Value("int64")})
+    return datasets.Dataset.from_dict(columns, features=features)
+
+
+_HUB_FAILURES: Dict[str, Exception] = {}
+
+
+def _from_hub(task: GlueTask, split: str) -> datasets.Dataset:
+    """The split from the hub; a failure is remembered for the process (one retry cycle, not one
+    per split)."""
+    if task.name in _HUB_FAILURES:
+        raise _HUB_FAILURES[task.name]
+    try:
+        return datasets.load_dataset(HUB_DATASET, task.name, split=split)
+    except Exception as err:  # noqa: BLE001 - offline: ConnectionError, LocalEntryNotFoundError, ...
+        _HUB_FAILURES[task.name] = err
+        raise
+
+
 def load_glue(task: Union[str, GlueTask], split: str, data_dir: Optional[str] = None) -> datasets.Dataset:
     """Split ``split`` (``train``, ``validation``, ``validation_matched``, ...) of a GLUE task.
     ``data_dir``: a folder holding ``<FOLDER>/`` or ``glue/<FOLDER>/``; ``"hub"`` for the hub;
-    ``None`` for the local data root (:func:`~sj_spikelm.data.paths.data_root`) when it holds the
-    task, else the hub."""
+    ``None`` for, in order: the local data root (``$SJ_SPIKELM_DATA``, else ``../shared/data``
+    next to a source checkout; :func:`~sj_spikelm.data.paths.data_root`) when it holds the task,
+    the hub, and for SST-2 the sample shipped with the package (:data:`SAMPLE_DIR`: 2,000
+    training sentences and the whole dev set), with a warning. When none has the task, the
+    error names all of them."""
     task = glue_task(task) if isinstance(task, str) else task
     if split not in SPLIT_FILES:
         raise ValueError(f"split={split!r}; accepted: {', '.join(SPLIT_FILES)}")
-    if data_dir != "hub":
-        root = data_dir if data_dir is not None else data_root()
-        folder = find_task_folder(task, root) if root is not None else None
-        if folder is not None:
-            path = folder / SPLIT_FILES[split]
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} not found (split {split!r} of task {task.name!r})")
-            columns = read_glue_tsv(path, task)
-            features = datasets.Features({
-                **{c: datasets.Value("string") for c in task.text_columns},
-                "label": datasets.Value("float32" if task.is_regression else "int64"),
-                "idx": datasets.Value("int64")})
-            return datasets.Dataset.from_dict(columns, features=features)
-        if data_dir is not None:
+    if data_dir == "hub":
+        return _from_hub(task, split)
+    if data_dir is not None:
+        folder = find_task_folder(task, data_dir)
+        if folder is None:
             raise FileNotFoundError(f"data_dir={data_dir!r} holds no {task.folder}/ or glue/{task.folder}/ "
                                     "folder; pass data_dir='hub' to use the hub")
-    return datasets.load_dataset(HUB_DATASET, task.name, split=split)
+        return _from_folder(folder, task, split)
+    root = data_root()
+    folder = find_task_folder(task, root) if root is not None else None
+    if folder is not None:
+        log.info("GLUE %s %s from %s", task.name, split, folder)
+        return _from_folder(folder, task, split)
+    try:
+        return _from_hub(task, split)
+    except Exception as err:  # noqa: BLE001
+        sample = find_task_folder(task, SAMPLE_DIR)
+        if sample is None:
+            raise FileNotFoundError(
+                f"GLUE task {task.name!r} not found: no {task.folder}/ in {sources_tried()}, and the hub "
+                f"({HUB_DATASET}) failed: {type(err).__name__}: {err}") from err
+        log.warning("GLUE %s %s from the sample shipped with sj_spikelm (%s): no %s/ in %s, and the hub "
+                    "failed (%s)", task.name, split, sample, task.folder, sources_tried(), type(err).__name__)
+        return _from_folder(sample, task, split)

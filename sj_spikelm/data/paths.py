@@ -1,5 +1,5 @@
-"""Where the local data lives: ``$SJ_SPIKELM_DATA``, else ``../shared/data`` next to the
-repository, else ``/work/shared/data``; ``None`` when none exists (then jobs use the hub)."""
+"""Where the local data lives: ``$SJ_SPIKELM_DATA``, else ``../shared/data`` next to a source
+checkout of the project; ``None`` when neither exists (then jobs use the hub)."""
 from __future__ import annotations
 
 import importlib.util
@@ -12,19 +12,34 @@ DATA_ENV = "SJ_SPIKELM_DATA"
 CACHE_ENV = "SJ_SPIKELM_CACHE"
 
 
+def checkout_data_dir() -> Optional[Path]:
+    """``../shared/data`` next to the source checkout this package runs from (``None`` for an
+    installed copy, which has no checkout around it)."""
+    if not (REPO_ROOT / "setup.py").is_file():
+        return None
+    return REPO_ROOT.parent / "shared" / "data"
+
+
 def data_root() -> Optional[Path]:
-    """The first existing folder of ``$SJ_SPIKELM_DATA``, ``<repo>/../shared/data``,
-    ``/work/shared/data``; ``None`` if there is none. A set but missing
-    ``$SJ_SPIKELM_DATA`` is an error (a typo should not silently fall back to the hub)."""
+    """``$SJ_SPIKELM_DATA`` if set, else ``../shared/data`` next to the source checkout if it
+    exists, else ``None`` (the hub). A set but missing ``$SJ_SPIKELM_DATA`` is an error (a typo
+    should not silently fall back to the hub)."""
     env = os.environ.get(DATA_ENV)
     if env:
         if not Path(env).is_dir():
             raise FileNotFoundError(f"${DATA_ENV}={env!r} is not a folder")
         return Path(env)
-    for candidate in (REPO_ROOT.parent / "shared" / "data", Path("/work/shared/data")):
-        if candidate.is_dir():
-            return candidate
-    return None
+    candidate = checkout_data_dir()
+    return candidate if candidate is not None and candidate.is_dir() else None
+
+
+def sources_tried() -> str:
+    """The local places :func:`data_root` looks at, for error messages."""
+    env = os.environ.get(DATA_ENV)
+    checkout = checkout_data_dir()
+    return (f"${DATA_ENV} ({env!r})" if env else f"${DATA_ENV} (unset)") + ", " + \
+        (f"{checkout} ({'present' if checkout.is_dir() else 'absent'})" if checkout is not None
+         else "../shared/data (not a source checkout)")
 
 
 def cache_root() -> Path:

@@ -147,8 +147,9 @@ class SpikingTrainingArguments(TrainingArguments):
 
 
 RUN_CONTROL = ("output_dir", "resume", "stop_after", "threads", "disable_tqdm", "dataloader_num_workers",
-               "local_rank", "logging_dir")
-"""Fields a re-run of the same run folder may change (they do not change the result)."""
+               "local_rank", "logging_dir", "logging_steps", "logging_strategy", "logging_first_step",
+               "save_strategy", "save_steps", "save_total_limit", "save_best", "save_final", "report_to")
+"""Fields a re-run of the same run folder may change (they do not change the trained model)."""
 
 
 def check_finite(objects: Sequence[Any]) -> None:

@@ -37,11 +37,12 @@ def add_eval_metrics(state, metrics: Dict[str, Any], extra: Dict[str, Any]) -> N
 
 
 def summary_writer(log_dir: str, state):
-    """A ``SummaryWriter`` in ``log_dir`` that hides the events of a killed attempt from step
-    ``state.global_step`` on (TensorBoard's ``purge_step``), so a resumed run shows each step once."""
+    """A ``SummaryWriter`` in ``log_dir`` that hides what a killed attempt logged after the step
+    it resumes from (TensorBoard's ``purge_step = state.global_step + 1``), so a resumed run
+    shows each step once."""
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(log_dir, purge_step=state.global_step or None)
+    return SummaryWriter(log_dir, purge_step=state.global_step + 1 if state.global_step else None)
 
 
 class PurgingTensorBoardCallback(TensorBoardCallback):

@@ -156,13 +156,13 @@ def train_and_report(spec: JobSpec, args: SpikingTrainingArguments, arguments: S
         checkpoint = resumable_checkpoint(run_dir) if args.resume else None
     if args.process_index == 0:
         write_config(run_dir, config, resuming=checkpoint is not None)
-    args.metric_for_best_model, args.greater_is_better = f"eval_{spec.metric}", spec.greater_is_better
     tensorboard = "tensorboard" in args.report_to
     args.report_to = [r for r in args.report_to if r != "tensorboard"]  # ours purges on resume
     trainer = SpikingTrainer(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         data_collator=data_collator, processing_class=processing_class, compute_metrics=compute_metrics,
         distiller=distiller, best_model_dir=run_dir / "best" if args.save_best else None,
+        best_metric=(f"eval_{spec.metric}", spec.greater_is_better),
         callbacks=job_callbacks(str(run_dir), energy, args.stop_after, tensorboard))
     if checkpoint is not None:
         log.info("resuming from %s", checkpoint)

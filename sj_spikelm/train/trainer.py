@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 from transformers import Trainer
@@ -39,19 +39,23 @@ class SpikingTrainer(Trainer):
       evaluation reports the task loss.
     * **evaluation** leaves the training's random stream untouched, so results do not depend
       on when evaluations happen.
-    * **best model**: with ``best_model_dir``, every evaluation that improves
-      ``args.metric_for_best_model`` saves the model there (``save_model``: FSDP / DeepSpeed
-      aware), e.g. to serve as a distillation teacher.
+    * **best model**: with ``best_model_dir`` and ``best_metric=(key, greater_is_better)``, every
+      evaluation that improves ``key`` over the earlier evaluations of ``state.log_history``
+      saves the model there (``save_model``: FSDP / DeepSpeed aware), e.g. to serve as a
+      distillation teacher. (Not ``args.metric_for_best_model``: with it, the Trainer ends a run
+      with ``save_total_limit=1`` by deleting the newest checkpoint when it is not the best one,
+      which would lose a time slice's resume point.)
     * **divergence**: a non-finite training loss or (outside fp16 loss scaling, where skipped
       steps are expected) gradient norm raises :class:`TrainingDiverged` naming the step, so the
       job exits non-zero and writes no ``metrics.json``.
     """
 
     def __init__(self, *args, distiller: Optional[Distiller] = None,
-                 best_model_dir: Optional[os.PathLike] = None, **kwargs):
+                 best_model_dir: Optional[os.PathLike] = None, best_metric: Optional[Tuple[str, bool]] = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.distiller = distiller
-        self.best_model_dir = best_model_dir
+        self.best_model_dir, self.best_metric = best_model_dir, best_metric
         self._calibration_checked = False
         self._loss_parts: Dict[str, torch.Tensor] = {}
         self._loss_part_count = 0
@@ -95,17 +99,27 @@ class SpikingTrainer(Trainer):
         """``Trainer.evaluate`` under a forked random state (an evaluation's data loader draws a
         seed from the global stream: without the fork, when evaluations happen would change the
         training's dropout), then the best-model save."""
-        previous = self.state.best_metric  # Trainer updates it after this evaluation
+        previous = self.best_so_far()
         device = self.args.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             metrics = super().evaluate(*args, **kwargs)
-        key = self.args.metric_for_best_model
-        value = metrics.get(key) if key else None
-        if self.best_model_dir is not None and isinstance(value, float) and math.isfinite(value):
-            if previous is None or not math.isfinite(previous) or \
-                    (value > previous if self.args.greater_is_better else value < previous):
+        if self.best_model_dir is not None and self.best_metric is not None:
+            key, greater = self.best_metric
+            value = metrics.get(key)
+            if isinstance(value, float) and math.isfinite(value) and \
+                    (previous is None or (value > previous if greater else value < previous)):
                 self.save_model(os.fspath(self.best_model_dir))
         return metrics
+
+    def best_so_far(self) -> Optional[float]:
+        """The best finite value of ``best_metric`` over the evaluations in ``state.log_history``
+        (checkpointed, so a resumed run knows it)."""
+        if self.best_metric is None:
+            return None
+        key, greater = self.best_metric
+        values = [e[key] for e in self.state.log_history
+                  if isinstance(e.get(key), float) and math.isfinite(e[key])]
+        return (max if greater else min)(values) if values else None
 
     # ------------------------------------------------------------------ distillation
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -86,3 +86,17 @@ def test_firing_rates_reach_tensorboard_during_training_and_evaluation(tmp_path,
     evals = read(run)["evals"]
     logged = [v.value for v in acc.Scalars("eval/firing_rate")]  # float32 in TensorBoard
     assert logged == pytest.approx([e["firing_rate"] for e in evals], rel=1e-6)
+
+
+def test_no_weight_decay_on_neuron_parameters_biases_and_norms(tiny_config):
+    from sj_spikelm import SpikeLMForSequenceClassification
+    from sj_spikelm.train.arguments import SpikingTrainingArguments
+    from sj_spikelm.train.trainer import SpikingTrainer
+
+    model = SpikeLMForSequenceClassification(tiny_config(neuron="elastic_bi(alpha='learnable')"))
+    args = SpikingTrainingArguments(output_dir="unused", report_to="none", eval_strategy="no")
+    trainer = SpikingTrainer(model=model, args=args)
+    decayed = set(trainer.get_decay_parameter_names(model))
+    assert "bert.encoder.layer.0.attention.self.query.weight" in decayed
+    assert not any(n.endswith((".alpha", ".bias")) or "LayerNorm" in n for n in decayed)
+    assert any(n.endswith(".alpha") for n, _ in model.named_parameters())

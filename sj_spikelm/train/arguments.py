@@ -100,7 +100,8 @@ class DistillationArguments:
 @dataclass
 class SpikingTrainingArguments(TrainingArguments):
     """``transformers.TrainingArguments`` with this project's defaults (TensorBoard, logging every
-    50 steps, evaluation after every epoch, no periodic checkpoints, one checkpoint kept) and the
+    50 steps, evaluation after every epoch, no periodic checkpoints, one checkpoint kept, seed 0,
+    10% warm-up, weight decay 0.01 (not on biases, norms or neuron parameters)) and the
     run-control fields of a job."""
 
     output_dir: Optional[str] = field(default="runs/run", metadata={
@@ -115,6 +116,7 @@ class SpikingTrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = 32
     per_device_eval_batch_size: int = 128
     learning_rate: float = 5e-5
+    weight_decay: float = 0.01
     warmup_steps: float = 0.1
     num_train_epochs: float = 3.0
     seed: int = 0

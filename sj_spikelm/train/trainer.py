@@ -94,6 +94,13 @@ class SpikingTrainer(Trainer):
                                    f"{self.state.global_step + 1}; no result is written")
         return norm
 
+    def get_decay_parameter_names(self, model) -> list:
+        """The Trainer's rule (no weight decay on biases and norms), and none on the parameters
+        of zoo neurons (learnable amplitudes, PSN's weights)."""
+        own = {f"{name}.{p}" if name else p for name, module in model.named_modules()
+               if neuron_zoo.is_neuron(module) for p, _ in module.named_parameters(recurse=False)}
+        return [n for n in super().get_decay_parameter_names(model) if n not in own]
+
     # ------------------------------------------------------------------ evaluation, best model
     def evaluate(self, *args, **kwargs):
         """``Trainer.evaluate`` under a forked random state (an evaluation's data loader draws a

@@ -37,18 +37,20 @@ def _fmt(value: Any) -> str:
 
 
 def row_label(run: Dict[str, Any]) -> str:
-    """The table row of a run: its setting and the axes that are neither task nor seed."""
+    """The table row of a run: its setting and the axes that are neither task nor seed; without
+    them, the model that actually ran (``metrics.json``'s ``model``: type, neuron, ``T``)."""
     grid = run.get("grid")
     if grid:
         parts = [grid["setting"]] if grid.get("setting") is not None else []
         parts += [f"{k}={_fmt(v)}" for k, v in grid.get("axes", {}).items() if k not in ROW_AXES_IGNORED]
         if parts:
             return ", ".join(parts)
+    ran = run["metrics"].get("model")  # what the job actually built (metrics.json "model")
+    if isinstance(ran, dict) and ran.get("model_type"):
+        if ran.get("neuron") is not None:
+            return f"{ran['model_type']} {ran['neuron']}, T={ran.get('T')}"
+        return str(ran["model_type"])
     config = run["metrics"].get("config") or {}
-    if config.get("model") == "spikelm":
-        k = f", k={_fmt(config['k'])}" if config.get("k") is not None else ""
-        neuron = config.get("neuron") or "checkpoint's neuron"
-        return f"spikelm {neuron}{k}, T={config.get('T') or 'checkpoint'}"
     return str(config.get("model", "run"))
 
 

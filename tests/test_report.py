@@ -87,3 +87,15 @@ def test_corrupt_run_files_are_not_done_and_named(runs):
     assert f"not done, unreadable: {runs / 'b1' / 'metrics.json'}: not valid JSON" in text
     table_md = (runs / "report" / "table.md").read_text()
     assert f"not done, unreadable: {runs / 'a4' / 'grid.json'}: empty file" in table_md
+
+
+def test_rows_without_a_setting_are_labelled_by_what_ran(tmp_path):
+    """A run outside a grid setting is labelled by metrics.json's "model" (what the job built),
+    not by the config's model field."""
+    from sj_spikelm.report import row_label
+
+    ran = {"class": "SpikeLMForSequenceClassification", "model_type": "spikelm", "neuron": "ste_lif", "T": 4}
+    assert row_label({"metrics": {"model": ran, "config": {"model": "bert"}}}) == "spikelm ste_lif, T=4"
+    assert row_label({"metrics": {"model": {"class": "BertForSequenceClassification", "model_type": "bert"},
+                                  "config": {}}}) == "bert"
+    assert row_label({"grid": {"setting": "ANN", "axes": {"seed": 0}}, "metrics": {"model": ran}}) == "ANN"

@@ -135,7 +135,10 @@ def run(model_args: ModelArguments, spiking: SpikingArguments, data: GlueArgumen
         dev = {split: subsample(load_glue(task, split, data.data_dir), data.max_eval_samples, seed)
                for split in task.eval_splits}
         train = tokenize(train, task, tokenizer, length)
-        dev = {split: by_length(tokenize(ds, task, tokenizer, length)) for split, ds in dev.items()}
+        dev = {split: tokenize(ds, task, tokenizer, length) for split, ds in dev.items()}
+        first = dev[task.eval_splits[0]]  # energy on the first dev sequences, in file order
+        energy_rows = first.select(range(min(data.energy_batch, len(first)))) if data.energy_batch else None
+        dev = {split: by_length(ds) for split, ds in dev.items()}
         distiller = None
         if distill.distill:
             distiller = Distiller(load_teacher(distill.distill, "classification", task.num_labels),
@@ -146,8 +149,6 @@ def run(model_args: ModelArguments, spiking: SpikingArguments, data: GlueArgumen
                  {s: len(d) for s, d in dev.items()}, type(model).__name__,
                  sum(p.numel() for p in model.parameters()))
         metrics = GlueMetrics(task)
-        first = dev[task.eval_splits[0]]
-        energy_rows = first.select(range(min(data.energy_batch, len(first)))) if data.energy_batch else None
         from transformers import DataCollatorWithPadding
 
         collator = DataCollatorWithPadding(tokenizer)

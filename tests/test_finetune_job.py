@@ -100,3 +100,29 @@ def test_no_weight_decay_on_neuron_parameters_biases_and_norms(tiny_config):
     assert "bert.encoder.layer.0.attention.self.query.weight" in decayed
     assert not any(n.endswith((".alpha", ".bias")) or "LayerNorm" in n for n in decayed)
     assert any(n.endswith(".alpha") for n, _ in model.named_parameters())
+
+
+def test_mnli_reports_both_dev_splits_in_every_evaluation(tmp_path, tiny_tokenizer):
+    """The Trainer logs MNLI's matched and mismatched evaluations as separate entries of one
+    step; the result merges them, so best and final both carry MNLI-m and MNLI-mm."""
+    header = "\t".join(["index", "promptID", "pairID", "genre", "sentence1_binary_parse",
+                        "sentence2_binary_parse", "sentence1_parse", "sentence2_parse", "sentence1",
+                        "sentence2", "label1", "gold_label"])
+    golds = ["entailment", "neutral", "contradiction"]
+    folder = tmp_path / "data" / "MNLI"
+    folder.mkdir(parents=True)
+    for split in ("train", "dev_matched", "dev_mismatched"):
+        rows = [header] + ["\t".join([str(i), "1", "2", "g", "", "", "", "", "the film is good",
+                                      "the movie was " + ("good", "fine", "bad")[i % 3], golds[i % 3],
+                                      golds[i % 3]]) for i in range(12)]
+        (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+    run = tmp_path / "mnli"
+    finetune.main(finetune_args(tiny_tokenizer, tmp_path / "data", run, task="mnli", max_steps=4,
+                                eval_strategy="steps", eval_steps=2))
+    m = read(run)
+    assert m["metric"] == "validation_matched_accuracy"
+    assert len(m["evals"]) == 2 and [e["step"] for e in m["evals"]] == [2, 4]
+    for evaluation in (m["best"], m["final"], *m["evals"]):
+        assert set(evaluation["scores"]) == {"MNLI-m", "MNLI-mm"}
+    assert m["dev_examples"] == {"validation_matched": 12, "validation_mismatched": 12}
+    assert (run / "best" / "config.json").is_file()

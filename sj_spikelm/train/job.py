@@ -105,11 +105,17 @@ def run_folder(args: SpikingTrainingArguments):
 
 
 def _eval_entries(log_history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The evaluations in ``log_history``, keys without the ``eval_`` prefix."""
-    out = []
+    """The evaluations in ``log_history``, keys without the ``eval_`` prefix. The Trainer logs
+    each split of a multi-split evaluation (MNLI matched / mismatched) as its own entry: entries
+    of one step are merged into one evaluation."""
+    out: List[Dict[str, Any]] = []
     for entry in log_history:
         if any(k.startswith("eval_") and k.endswith("_runtime") for k in entry):
-            out.append({(k[len("eval_"):] if k.startswith("eval_") else k): v for k, v in entry.items()})
+            evaluation = {(k[len("eval_"):] if k.startswith("eval_") else k): v for k, v in entry.items()}
+            if out and out[-1].get("step") == evaluation.get("step"):
+                out[-1].update(evaluation)
+            else:
+                out.append(evaluation)
     return out
 
 

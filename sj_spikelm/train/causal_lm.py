@@ -16,6 +16,16 @@ stated tokenizer; the best model is the one with the lowest loss. With ``test_co
 evaluation also scores it (``test PPL``), and the model is chosen on ``eval_corpus``
 (``valid PPL``): the test perplexity reported is the one of the best validation step.
 Evaluation keeps no logits.
+
+With ``--distill TEACHER`` (a causal LM with the same tokenizer: e.g. the ANN twin trained by
+this job with ``neuron='ann'``, ``attention='softmax'``, from its ``best/`` folder) the student
+trains with Spike-Aware Alignment Distillation (:mod:`.spad`); ``spad_weights`` sets the five
+weights (``ea, saa, sfa, sta, hta``; 0 switches a term off), ``spad_temperature`` ``tau`` and
+``spad_rate_weight`` the rate term's ``mu``. Every term is logged (TensorBoard ``train/spad_*``)::
+
+    sj-causal-lm ... --run_dir runs/ann \
+        --model_config '{"neuron": "ann", "attention": "softmax", "hidden_act": "relu", "T": 1}'
+    sj-causal-lm ... --run_dir runs/spad --distill runs/ann/best --spad_weights '{"saa": 0}'
 """
 from __future__ import annotations
 
@@ -28,8 +38,10 @@ from typing import Any, Dict, Optional, Union
 from ..data.clm import CausalBlocks
 from .arguments import SpikingTrainingArguments, as_mapping, check_values, parse_args, resolve_locations
 from .build import load_tokenizer
+from .distill import check_weights, load_teacher
 from .job import JobSpec, run_folder, train_and_report
 from .pretrain import TextCorpusArguments, corpus_blocks
+from .spad import SPAD_WEIGHTS, SpADistiller
 
 log = logging.getLogger("sj_spikelm.causal_lm")
 
@@ -75,7 +87,27 @@ class CausalCorpusArguments(TextCorpusArguments):
     test_corpus_split: str = "test"
 
 
-ARGUMENTS = (CausalModelArguments, CausalCorpusArguments, SpikingTrainingArguments)
+@dataclass
+class SpADArguments:
+    """Spike-Aware Alignment Distillation from a causal-LM teacher (:mod:`.spad`)."""
+
+    distill: Optional[str] = field(default=None, metadata={
+        "help": "teacher folder or hub name (a causal LM with the student's tokenizer); unset: none"})
+    spad_weights: Optional[Union[dict, str]] = field(default=None, metadata={
+        "help": "weights of ea, saa, sfa, sta, hta (default 0.2, 0.1, 0.1, 0.3, 0.3); 0 switches a term off"})
+    spad_temperature: float = field(default=2.0, metadata={"help": "temperature tau of STA"})
+    spad_rate_weight: float = field(default=1.0, metadata={"help": "weight mu of SAA's rate term"})
+
+    def __post_init__(self):
+        self.spad_weights = check_weights(as_mapping("spad_weights", self.spad_weights), SPAD_WEIGHTS,
+                                          "spad_weights")
+        if not self.spad_temperature > 0:
+            raise ValueError(f"spad_temperature={self.spad_temperature!r} is out of range; accepted: > 0")
+        if not self.spad_rate_weight >= 0:
+            raise ValueError(f"spad_rate_weight={self.spad_rate_weight!r} is out of range; accepted: >= 0")
+
+
+ARGUMENTS = (CausalModelArguments, CausalCorpusArguments, SpADArguments, SpikingTrainingArguments)
 NO_CORPUS = "corpus and eval_corpus are required (a text file, a folder of .txt files or a hub dataset)"
 
 
@@ -92,7 +124,7 @@ def clm_scores(evaluation: Dict[str, Any]) -> Dict[str, float]:
 
 def check_config(values: Dict[str, Any]) -> None:
     """Validate a job configuration (a grid run's) without loading data or models."""
-    _, corpus, _ = check_values(ARGUMENTS, values)
+    _, corpus, _, _ = check_values(ARGUMENTS, values)
     if not corpus.corpus or not corpus.eval_corpus:
         raise ValueError(NO_CORPUS)
 
@@ -116,14 +148,14 @@ def build_causal_model(model_args: CausalModelArguments, vocab_size: int, seq_le
     return model
 
 
-def run(model_args: CausalModelArguments, corpus: CausalCorpusArguments,
+def run(model_args: CausalModelArguments, corpus: CausalCorpusArguments, spad: SpADArguments,
         args: SpikingTrainingArguments) -> Optional[Dict[str, Any]]:
     """Train as configured; returns the metrics (None for an unfinished time slice)."""
     from transformers import default_data_collator
 
     if not corpus.corpus or not corpus.eval_corpus:
         raise ValueError(NO_CORPUS)
-    resolve_locations((model_args, corpus))
+    resolve_locations((model_args, corpus, spad))
     args.prediction_loss_only = True  # [blocks, length, vocab] logits would not fit in memory
     with run_folder(args) as run_dir:
         tokenizer = load_tokenizer(model_args)
@@ -137,14 +169,19 @@ def run(model_args: CausalModelArguments, corpus: CausalCorpusArguments,
                                  corpus.max_eval_samples, wrap=False)
             evaluation = {"valid": evaluation, "test": CausalBlocks(test)}
         model = build_causal_model(model_args, len(tokenizer), corpus.max_seq_length)
+        distiller = None
+        if spad.distill:
+            distiller = SpADistiller(load_teacher(spad.distill, "causal"), model.config, spad.spad_weights,
+                                     spad.spad_temperature, spad.spad_rate_weight)
         spec = JobSpec("causal_lm", "valid_loss" if corpus.test_corpus else "loss", False, clm_scores, {
             "train_blocks": len(train), "eval_blocks": len(held_out),
             "test_blocks": len(evaluation["test"]) if corpus.test_corpus else None,
             "train_tokens_per_epoch": int(train.size), "tokenizer": getattr(tokenizer, "name_or_path", None),
             "num_parameters": sum(p.numel() for p in model.parameters())})
-        return train_and_report(spec, args, (model_args, corpus, args), model, run_dir=run_dir,
+        return train_and_report(spec, args, (model_args, corpus, spad, args), model, run_dir=run_dir,
                                 train_dataset=CausalBlocks(train), eval_dataset=evaluation,
-                                data_collator=default_data_collator, processing_class=tokenizer)
+                                data_collator=default_data_collator, processing_class=tokenizer,
+                                distiller=distiller)
 
 
 def main(argv=None) -> None:

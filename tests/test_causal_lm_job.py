@@ -12,6 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sj_spikelm.data.clm import CausalBlocks
 from sj_spikelm.data.corpus import load_token_blocks
+from sj_spikelm.energy import estimate_energy
 from sj_spikelm.train import causal_lm
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
@@ -68,6 +69,11 @@ def test_a_tiny_bispikclm_learns_and_reports_its_perplexity(tiny_tokenizer, corp
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
     loss = held_out_loss(model, tok, corpora / "valid.txt", corpora / "cache")
     assert abs(loss - m["final"]["loss"]) < 1e-4
+    # the energy per sequence of the best evaluation is the estimate on the first 8 held-out blocks
+    blocks, _ = load_token_blocks(str(corpora / "valid.txt"), tok, 12, corpora / "cache", wrap=False)
+    best = AutoModelForCausalLM.from_pretrained(run_dir / "best").eval()
+    energy = estimate_energy(best, torch.from_numpy(np.asarray(blocks[:8], dtype=np.int64))).total_mj
+    assert m["energy_mj_per_sequence"] == pytest.approx(energy, rel=1e-9) and energy > 0
     prompt = torch.tensor([tok("the dog runs", add_special_tokens=False)["input_ids"]])
     assert model.generate(prompt, max_new_tokens=3, do_sample=False).shape == (1, prompt.shape[1] + 3)
 

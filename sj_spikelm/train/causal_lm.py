@@ -15,7 +15,8 @@ stride = context = ``max_seq_length``, no overlap) and ``PPL = exp(loss)``, per 
 stated tokenizer; the best model is the one with the lowest loss. With ``test_corpus`` every
 evaluation also scores it (``test PPL``), and the model is chosen on ``eval_corpus``
 (``valid PPL``): the test perplexity reported is the one of the best validation step.
-Evaluation keeps no logits.
+Evaluation keeps no logits. Every evaluation also estimates the energy per sequence
+(:mod:`sj_spikelm.energy`) on the first ``energy_batch`` held-out blocks.
 
 With ``--distill TEACHER`` (a causal LM with the same tokenizer: e.g. the ANN twin trained by
 this job with ``neuron='ann'``, ``attention='softmax'``, from its ``best/`` folder) the student
@@ -39,6 +40,7 @@ from ..data.clm import CausalBlocks
 from .arguments import SpikingTrainingArguments, as_mapping, check_values, parse_args, resolve_locations
 from .build import load_tokenizer
 from .distill import check_weights, load_teacher
+from .energy import energy_per_sequence
 from .job import JobSpec, run_folder, train_and_report
 from .pretrain import TextCorpusArguments, corpus_blocks
 from .spad import SPAD_WEIGHTS, SpADistiller
@@ -85,6 +87,12 @@ class CausalCorpusArguments(TextCorpusArguments):
     test_corpus: Optional[str] = field(default=None, metadata={
         "help": "test corpus, evaluated at every evaluation; the model is still chosen on eval_corpus"})
     test_corpus_split: str = "test"
+    energy_batch: int = field(default=8, metadata={
+        "help": "held-out blocks of the energy estimate at every evaluation (0: none)"})
+
+    def __post_init__(self):
+        if self.energy_batch < 0:
+            raise ValueError(f"energy_batch={self.energy_batch!r} is out of range; accepted: an int >= 0")
 
 
 @dataclass
@@ -178,10 +186,14 @@ def run(model_args: CausalModelArguments, corpus: CausalCorpusArguments, spad: S
             "test_blocks": len(evaluation["test"]) if corpus.test_corpus else None,
             "train_tokens_per_epoch": int(train.size), "tokenizer": getattr(tokenizer, "name_or_path", None),
             "num_parameters": sum(p.numel() for p in model.parameters())})
+        energy_rows = [CausalBlocks(held_out)[i] for i in range(min(corpus.energy_batch, len(held_out)))]
+        energy = None
+        if energy_rows:
+            energy = lambda m: energy_per_sequence(m, default_data_collator, energy_rows)  # noqa: E731
         return train_and_report(spec, args, (model_args, corpus, spad, args), model, run_dir=run_dir,
                                 train_dataset=CausalBlocks(train), eval_dataset=evaluation,
                                 data_collator=default_data_collator, processing_class=tokenizer,
-                                distiller=distiller)
+                                distiller=distiller, energy=energy)
 
 
 def main(argv=None) -> None:

@@ -25,6 +25,7 @@ setup(
     entry_points={"console_scripts": [
         "sj-pretrain = sj_spikelm.train.pretrain:main",
         "sj-finetune = sj_spikelm.train.finetune:main",
+        "sj-causal-lm = sj_spikelm.train.causal_lm:main",
         "sj-grid = sj_spikelm.grid:main",
         "sj-report = sj_spikelm.report:main",
     ]},

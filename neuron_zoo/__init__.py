@@ -32,13 +32,15 @@ from .registry import (
                        parse_spec,
                        register_neuron,
 )
+from .soft_lif import SoftResetLIFNode
 from .spike_function import fire_levels, straight_through_spike
 from .spike_stats import SpikeStatsMixin
 from .spikingjelly_nodes import PSN, LIFNode
 
 __all__ = [
     "AmplitudeSpikeNode", "ANNNode", "CalibratedNeuron", "CalibrationError", "ElasticBiNode", "LIFNode",
-    "PSN", "REQUIRED", "STELIFNode", "SpikeStatsMixin", "StepState", "TernaryFixedNode", "accepts_argument",
+    "PSN", "REQUIRED", "STELIFNode", "SoftResetLIFNode",
+    "SpikeStatsMixin", "StepState", "TernaryFixedNode", "accepts_argument",
     "build_memoryless", "build_neuron", "calibration_report", "canonical_spec", "fire_levels",
     "global_sum_count", "init_neuron_state", "is_neuron", "list_neurons", "name_neurons", "needs_calibration",
     "neuron_label", "neuron_name", "neuron_spec", "parse_spec", "register_neuron", "set_backend",

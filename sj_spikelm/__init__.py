@@ -4,6 +4,9 @@
 Firing-rate monitoring lives in :mod:`sj_spikelm.monitor`, the energy estimate in
 :mod:`sj_spikelm.energy`, ablation grids in :mod:`sj_spikelm.grid`."""
 from .models import (
+    BiSpikCLMConfig,
+    BiSpikCLMForCausalLM,
+    BiSpikCLMModel,
     SpikeLinear,
     SpikeLMConfig,
     SpikeLMForMaskedLM,
@@ -15,6 +18,7 @@ from .models import (
 )
 
 __all__ = [
+    "BiSpikCLMConfig", "BiSpikCLMForCausalLM", "BiSpikCLMModel",
     "SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
     "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann",
 ]

@@ -3,7 +3,8 @@
 The corpus is one text file, a folder of ``.txt`` files (recursively, sorted), or a hub dataset
 name (with ``config`` / ``split`` / ``text_column``). Non-empty lines are tokenised without
 special tokens and concatenated; the stream is cut into blocks ``[CLS] + seq_len - 2 tokens +
-[SEP]`` (the remainder is dropped, as in Hugging Face's ``run_mlm`` "group texts"). The blocks
+[SEP]`` (the remainder is dropped, as in Hugging Face's ``run_mlm`` "group texts"), or with
+``wrap=False`` plain blocks of ``seq_len`` tokens (causal LM, as ``run_clm``). The blocks
 are saved as ``<cache_dir>/mlm-<key>.npy`` where ``key`` hashes the corpus content, the
 tokenizer (its full serialised definition) and ``seq_len``; later calls memory-map that file.
 """
@@ -86,11 +87,14 @@ def _tokenise(lines: Iterable[str], tokenizer) -> np.ndarray:
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
 
 
-def _blocks(ids: np.ndarray, tokenizer, seq_len: int) -> np.ndarray:
-    body = seq_len - 2
+def _blocks(ids: np.ndarray, tokenizer, seq_len: int, wrap: bool = True) -> np.ndarray:
+    body = seq_len - 2 if wrap else seq_len
     n = len(ids) // body
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
     blocks = np.empty((n, seq_len), dtype=dtype)
+    if not wrap:
+        blocks[:] = ids[: n * body].reshape(n, body)
+        return blocks
     blocks[:, 0], blocks[:, -1] = tokenizer.cls_token_id, tokenizer.sep_token_id
     blocks[:, 1:-1] = ids[: n * body].reshape(n, body)
     return blocks
@@ -98,13 +102,15 @@ def _blocks(ids: np.ndarray, tokenizer, seq_len: int) -> np.ndarray:
 
 def load_token_blocks(source: str, tokenizer, seq_len: int, cache_dir: Optional[str] = None,
                       config: Optional[str] = None, split: str = "train",
-                      text_column: str = "text") -> Tuple[np.ndarray, Path]:
+                      text_column: str = "text", wrap: bool = True) -> Tuple[np.ndarray, Path]:
     """``([n_blocks, seq_len] token ids, cache file)``; tokenises ``source`` on the first call
-    and memory-maps the cached blocks afterwards."""
-    if seq_len < 3:
-        raise ValueError(f"seq_len={seq_len} must be at least 3 ([CLS] token [SEP])")
+    and memory-maps the cached blocks afterwards. ``wrap``: ``[CLS] ... [SEP]`` blocks (MLM),
+    else plain ones (causal LM)."""
+    if seq_len < (3 if wrap else 2):
+        raise ValueError(f"seq_len={seq_len} must be at least {'3 ([CLS] token [SEP])' if wrap else 2}")
     files = corpus_files(source)
-    h = hashlib.sha256(f"seq_len={seq_len};tokenizer={tokenizer_fingerprint(tokenizer)}".encode())
+    key = f"seq_len={seq_len};tokenizer={tokenizer_fingerprint(tokenizer)}" + ("" if wrap else ";plain")
+    h = hashlib.sha256(key.encode())
     if files is not None:
         for f in files:
             h.update(f.name.encode())
@@ -130,7 +136,7 @@ def load_token_blocks(source: str, tokenizer, seq_len: int, cache_dir: Optional[
                     yield from fh
 
     ids = _tokenise(lines(), tokenizer)
-    blocks = _blocks(ids, tokenizer, seq_len)
+    blocks = _blocks(ids, tokenizer, seq_len, wrap)
     if len(blocks) == 0:
         raise ValueError(f"corpus {source!r} gives {len(ids)} tokens: not one block of seq_len={seq_len}")
     cache.mkdir(parents=True, exist_ok=True)

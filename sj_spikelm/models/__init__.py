@@ -1,6 +1,7 @@
 """Spiking model families, one subpackage each (``configuration_*.py`` + ``modeling_*.py``,
 registered with the ``transformers`` Auto classes on import), and the mechanism they share
 (:mod:`.spiking`)."""
+from .bispikclm import BiSpikCLMConfig, BiSpikCLMForCausalLM, BiSpikCLMModel
 from .spikelm import (
     SpikeLMConfig,
     SpikeLMForMaskedLM,
@@ -11,5 +12,6 @@ from .spikelm import (
 )
 from .spiking import SpikeLinear, SpikingPreTrainedModel
 
-__all__ = ["SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
+__all__ = ["BiSpikCLMConfig", "BiSpikCLMForCausalLM", "BiSpikCLMModel",
+           "SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
            "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann"]

@@ -32,25 +32,34 @@ def layer_map(student_layers: int, teacher_layers: int) -> List[int]:
     return [-(-layer * teacher_layers // student_layers) for layer in range(1, student_layers + 1)]
 
 
-def check_weights(weights: Dict[str, float]) -> Dict[str, float]:
-    """``DEFAULT_WEIGHTS`` updated with ``weights``; an unknown key or a negative weight raises."""
-    accepted = f"accepted keys {', '.join(DEFAULT_WEIGHTS)} with weights >= 0"
+def check_weights(weights: Dict[str, float], defaults: Dict[str, float] = DEFAULT_WEIGHTS,
+                  name: str = "distill_weights") -> Dict[str, float]:
+    """``defaults`` updated with ``weights``; an unknown key or a negative weight raises naming
+    ``name``."""
+    accepted = f"accepted keys {', '.join(defaults)} with weights >= 0"
     for key, weight in weights.items():
-        if key not in DEFAULT_WEIGHTS:
-            unknown = sorted(set(weights) - set(DEFAULT_WEIGHTS))
-            raise ValueError(f"distill_weights {key}={weight!r}: {accepted} "
+        if key not in defaults:
+            unknown = sorted(set(weights) - set(defaults))
+            raise ValueError(f"{name} {key}={weight!r}: {accepted} "
                              f"(unknown distillation weight(s) {unknown})")
         if not weight >= 0:
-            raise ValueError(f"distill_weights {key}={weight!r}: {accepted}")
-    return {**DEFAULT_WEIGHTS, **weights}
+            raise ValueError(f"{name} {key}={weight!r}: {accepted}")
+    return {**defaults, **weights}
 
 
 def load_teacher(name: str, head: str, num_labels: Optional[int] = None) -> nn.Module:
     """The ANN teacher (folder or hub name) in eval mode, frozen, with eager attention so it
-    returns attention maps. A classification teacher must have ``num_labels`` outputs."""
+    returns attention maps; ``head`` is ``mlm``, ``classification`` or ``causal``. A
+    classification teacher must have ``num_labels`` outputs."""
     import transformers as tf
 
-    auto = tf.AutoModelForMaskedLM if head == "mlm" else tf.AutoModelForSequenceClassification
+    autos = {"mlm": tf.AutoModelForMaskedLM, "classification": tf.AutoModelForSequenceClassification,
+             "causal": tf.AutoModelForCausalLM}
+    if head not in autos:
+        raise ValueError(f"head={head!r}; accepted: {', '.join(autos)}")
+    if head == "causal":
+        from .. import models  # noqa: F401 - registers BiSpikCLM with the Auto classes
+    auto = autos[head]
     teacher = auto.from_pretrained(name, attn_implementation="eager")
     if head == "classification" and teacher.config.num_labels != num_labels:
         raise ValueError(f"teacher {name!r} has num_labels={teacher.config.num_labels}, the task "
@@ -68,10 +77,23 @@ def _masked_mse(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> torch.
     return ((a.float() - b.float()).pow(2) * w).sum() / w.sum().clamp_min(1)
 
 
+def logit_kl(zs: torch.Tensor, zt: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``tau^2 KL(softmax(z_t / tau) || softmax(z_s / tau))``, mean over the rows of ``[N, V]``
+    logits (0 for no rows)."""
+    if zs.shape != zt.shape:
+        raise ValueError(f"cannot distil logits: student {tuple(zs.shape)} vs teacher {tuple(zt.shape)} "
+                         "(a different vocabulary: use the teacher's tokenizer)")
+    if zs.shape[0] == 0:
+        return zs.sum() * 0.0
+    tau = temperature
+    log_ps, log_pt = F.log_softmax(zs.float() / tau, -1), F.log_softmax(zt.float() / tau, -1)
+    return F.kl_div(log_ps, log_pt, log_target=True, reduction="batchmean") * tau ** 2
+
+
 def distill_loss(student, teacher, attention_mask: torch.Tensor, weights: Dict[str, float],
                  temperature: float = 1.0, logit_mask: Optional[torch.Tensor] = None,
                  regression: bool = False) -> Tuple[torch.Tensor, Dict[str, float]]:
-    """The weighted sum above (without the task term) and its parts (detached tensors).
+    """The weighted sum above (without the task term) and its parts (with gradients).
     ``student`` / ``teacher``
     are model outputs with ``logits``, ``hidden_states`` and ``attentions`` (as needed by the
     non-zero weights); ``logit_mask`` ``[B, L]`` picks the positions of token-level logits."""
@@ -82,12 +104,8 @@ def distill_loss(student, teacher, attention_mask: torch.Tensor, weights: Dict[s
             zs, zt = zs[logit_mask], zt[logit_mask]
         if regression:
             parts["logits"] = F.mse_loss(zs.float(), zt.float())
-        elif zs.shape[0] == 0:
-            parts["logits"] = zs.sum() * 0.0
         else:
-            tau = temperature
-            log_ps, log_pt = F.log_softmax(zs.float() / tau, -1), F.log_softmax(zt.float() / tau, -1)
-            parts["logits"] = F.kl_div(log_ps, log_pt, log_target=True, reduction="batchmean") * tau ** 2
+            parts["logits"] = logit_kl(zs, zt, temperature)
     if weights["hidden"] or weights["attention"]:
         n_s, n_t = len(student.hidden_states) - 1, len(teacher.hidden_states) - 1
         mapping = layer_map(n_s, n_t)
@@ -105,34 +123,60 @@ def distill_loss(student, teacher, attention_mask: torch.Tensor, weights: Dict[s
             _masked_mse(student.attentions[s - 1], teacher.attentions[t - 1], pair)
             for s, t in zip(range(1, n_s + 1), mapping)]).mean()
     total = sum(weights[k] * v for k, v in parts.items())
-    return total, {k: v.detach() for k, v in parts.items()}
+    return total, parts
 
 
 class Distiller:
     """Adds the distillation terms to a student's task loss: ask the student for
     :attr:`output_flags`, then ``loss, parts = distiller(student_out, inputs)``; ``parts`` are
-    detached tensors named ``distill_<term>`` (and ``task_loss``) for logging."""
+    detached tensors named ``distill_<term>`` (and ``task_loss``) for logging.
+
+    The mechanism every distillation recipe shares (SpAD, :mod:`.spad`, subclasses it):
+    :attr:`defaults` names the weighted terms, :attr:`task_term` the one that is the student's
+    own loss, :meth:`terms` computes the others from the student's and the (frozen, no-grad)
+    teacher's outputs; the loss is ``sum_k w_k term_k``, and a term of weight 0 is not computed.
+    :attr:`learned` holds parameters the recipe trains with the student (none here); the
+    :class:`~.trainer.SpikingTrainer` optimises and checkpoints them."""
+
+    defaults: Dict[str, float] = DEFAULT_WEIGHTS
+    task_term = "task"
+    prefix = "distill_"
 
     def __init__(self, teacher: nn.Module, weights: Dict[str, float], temperature: float = 1.0,
                  regression: bool = False):
-        if temperature <= 0:
+        if not temperature > 0:
             raise ValueError(f"distill_temperature={temperature} must be positive")
-        self.teacher, self.weights = teacher, check_weights(weights)
+        self.teacher, self.weights = teacher, check_weights(weights, self.defaults, self.prefix + "weights")
         self.temperature, self.regression = temperature, regression
+        self.learned = nn.ModuleDict()
+        self.teacher_flags: Dict[str, bool] = {}
+        self.output_flags = self.needed_outputs()
+
+    def needed_outputs(self) -> Dict[str, bool]:
+        """The output flags both models are called with (what the non-zero terms need)."""
         hidden, attention = bool(self.weights["hidden"]), bool(self.weights["attention"])
-        self.output_flags = {"output_hidden_states": hidden or attention, "output_attentions": attention}
+        return {"output_hidden_states": hidden or attention, "output_attentions": attention}
+
+    def terms(self, student, teacher, inputs: Dict[str, torch.Tensor],
+              logit_mask: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The distillation terms of non-zero weight (with gradients), by name."""
+        return distill_loss(student, teacher, inputs["attention_mask"], self.weights, self.temperature,
+                            logit_mask, self.regression)[1]
+
+    def log_name(self, term: str) -> str:
+        return "task_loss" if term == self.task_term else self.prefix + term
 
     def __call__(self, student, inputs: Dict[str, torch.Tensor],
                  logit_mask: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         device = inputs["input_ids"].device
         if next(self.teacher.parameters()).device != device:
             self.teacher.to(device)
+        if self.learned and next(self.learned.parameters()).device != device:
+            self.learned.to(device)
         with torch.no_grad():
-            teacher = self.teacher(**inputs, **self.output_flags)
-        kd, parts = distill_loss(student, teacher, inputs["attention_mask"], self.weights,
-                                 self.temperature, logit_mask, self.regression)
-        logs = {f"distill_{k}": v for k, v in parts.items()}
-        if student.loss is None:
-            return kd, logs
-        logs["task_loss"] = student.loss.detach()
-        return self.weights["task"] * student.loss + kd, logs
+            teacher = self.teacher(**inputs, **self.output_flags, **self.teacher_flags)
+        parts = self.terms(student, teacher, inputs, logit_mask)
+        if student.loss is not None:
+            parts[self.task_term] = student.loss
+        loss = sum(self.weights[k] * v for k, v in parts.items() if k in self.weights)
+        return loss, {self.log_name(k): v.detach() for k, v in parts.items()}

@@ -40,8 +40,9 @@ log = logging.getLogger("sj_spikelm.pretrain")
 
 
 @dataclass
-class CorpusArguments:
-    """The training and evaluation corpora (a text file, a folder of .txt files or a hub dataset)."""
+class TextCorpusArguments:
+    """The training and evaluation corpora (a text file, a folder of .txt files or a hub dataset),
+    cut into blocks of ``max_seq_length`` tokens."""
 
     corpus: Optional[str] = field(default=None, metadata={"help": "training corpus (required)"})
     corpus_config: Optional[str] = None
@@ -55,7 +56,13 @@ class CorpusArguments:
     max_train_samples: int = field(default=0, metadata={"help": "blocks drawn for training (0: all)"})
     max_eval_samples: int = field(default=0, metadata={"help": "blocks drawn for evaluation (0: all)"})
     subsample_seed: int = field(default=0, metadata={
-        "help": "seed of the block subsets and of the evaluation masks (training masks use seed)"})
+        "help": "seed of the block subsets (and of MLM's evaluation masks; training masks use seed)"})
+
+
+@dataclass
+class CorpusArguments(TextCorpusArguments):
+    """The corpora of masked-LM pre-training and BERT's masking probability."""
+
     mlm_probability: float = 0.15
 
     def __post_init__(self):
@@ -70,9 +77,12 @@ ARGUMENTS = (ModelArguments, SpikingArguments, CorpusArguments, DistillationArgu
 NO_CORPUS = "corpus and eval_corpus are required (a text file, a folder of .txt files or a hub dataset)"
 
 
-def _blocks(corpus: CorpusArguments, tokenizer, source: str, split: str, limit: int) -> np.ndarray:
+def corpus_blocks(corpus: TextCorpusArguments, tokenizer, source: str, split: str, limit: int,
+                  wrap: bool = True) -> np.ndarray:
+    """The ``[n, max_seq_length]`` token blocks of ``source`` (``wrap``: ``[CLS] ... [SEP]``),
+    ``limit`` of them drawn with ``subsample_seed`` when ``0 < limit < n``."""
     blocks, path = load_token_blocks(source, tokenizer, corpus.max_seq_length, corpus.cache_dir,
-                                     corpus.corpus_config, split, corpus.text_column)
+                                     corpus.corpus_config, split, corpus.text_column, wrap)
     log.info("%s: %d blocks of %d tokens (cache %s)", source, len(blocks), corpus.max_seq_length, path)
     if 0 < limit < len(blocks):
         keep = np.sort(np.random.default_rng(corpus.subsample_seed).choice(len(blocks), limit, replace=False))
@@ -105,9 +115,9 @@ def run(model_args: ModelArguments, spiking: SpikingArguments, corpus: CorpusArg
         tokenizer = load_tokenizer(model_args)
         if tokenizer.mask_token_id is None:
             raise ValueError(f"tokenizer {model_args.tokenizer or model_args.init_from!r} has no mask token")
-        train = _blocks(corpus, tokenizer, corpus.corpus, corpus.corpus_split, corpus.max_train_samples)
-        held_out = _blocks(corpus, tokenizer, corpus.eval_corpus, corpus.eval_corpus_split,
-                           corpus.max_eval_samples)
+        train = corpus_blocks(corpus, tokenizer, corpus.corpus, corpus.corpus_split, corpus.max_train_samples)
+        held_out = corpus_blocks(corpus, tokenizer, corpus.eval_corpus, corpus.eval_corpus_split,
+                                 corpus.max_eval_samples)
         distiller = None
         if distill.distill:
             distiller = Distiller(load_teacher(distill.distill, "mlm"), distill.distill_weights,

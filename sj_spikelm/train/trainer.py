@@ -12,7 +12,7 @@ import os
 from typing import Dict, Optional, Tuple
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 import neuron_zoo
 
@@ -26,6 +26,16 @@ class TrainingDiverged(RuntimeError):
     """A non-finite loss or gradient norm: the run stops without writing a result."""
 
 
+class _ZeroGradAfterStep(TrainerCallback):
+    """``module.zero_grad()`` after every optimizer step (the Trainer zeroes only the model's)."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.module.zero_grad(set_to_none=True)
+
+
 class SpikingTrainer(Trainer):
     """``Trainer`` with three additions, each a no-op for a model without spiking neurons:
 
@@ -37,7 +47,9 @@ class SpikingTrainer(Trainer):
       checkpoint and never calibrates again.
     * **distillation**: with ``distiller``, the training ``compute_loss`` adds its terms to the
       task loss and logs each part (averaged over the logging window) next to ``loss``;
-      evaluation reports the task loss.
+      evaluation reports the task loss. Parameters the distiller learns (``distiller.learned``,
+      e.g. SpAD's projections) are one more optimizer group (no weight decay) and are saved in
+      every checkpoint (``distiller.pt``) and restored on resume.
     * **evaluation** leaves the training's random stream untouched, so results do not depend
       on when evaluations happen.
     * **best model**: with ``best_model_dir`` and ``best_metric=(key, greater_is_better)``, every
@@ -60,6 +72,8 @@ class SpikingTrainer(Trainer):
         self._calibration_checked = False
         self._loss_parts: Dict[str, torch.Tensor] = {}
         self._loss_part_count = 0
+        if self._learned() is not None:
+            self.add_callback(_ZeroGradAfterStep(self._learned()))
 
     # ------------------------------------------------------------------ calibration
     def calibrate_on(self, model: torch.nn.Module, inputs: Dict[str, torch.Tensor]) -> None:
@@ -126,6 +140,37 @@ class SpikingTrainer(Trainer):
         return (max if greater else min)(values) if values else None
 
     # ------------------------------------------------------------------ distillation
+    DISTILLER_FILE = "distiller.pt"
+
+    def _learned(self) -> Optional[torch.nn.Module]:
+        return self.distiller.learned if self.distiller is not None and len(self.distiller.learned) else None
+
+    def create_optimizer(self, model=None):
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        learned = self._learned()
+        if fresh and learned is not None:
+            learned.to(self.args.device)
+            optimizer.add_param_group({"params": list(learned.parameters()), "weight_decay": 0.0})
+        return optimizer
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        # inside _save_checkpoint, before trainer_state.json (the file that marks a complete checkpoint)
+        super()._save_optimizer_and_scheduler(output_dir)
+        learned = self._learned()
+        if learned is not None and self.args.should_save:
+            torch.save(learned.state_dict(), os.path.join(output_dir, self.DISTILLER_FILE))
+
+    def _load_optimizer_and_scheduler(self, checkpoint: Optional[str]) -> None:
+        super()._load_optimizer_and_scheduler(checkpoint)
+        learned = self._learned()
+        if checkpoint is not None and learned is not None:
+            path = os.path.join(checkpoint, self.DISTILLER_FILE)
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"{path} is missing: the checkpoint holds no learned distillation "
+                                        "parameters to resume with")
+            learned.load_state_dict(torch.load(path, map_location=self.args.device, weights_only=True))
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.distiller is None or not model.training:  # evaluation reports the task loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

@@ -6,10 +6,13 @@ Firing-rate monitoring lives in :mod:`sj_spikelm.monitor`, the energy estimate i
 from .models import (
     SpikeLinear,
     SpikeLMConfig,
+    SpikeLMForConditionalGeneration,
     SpikeLMForMaskedLM,
     SpikeLMForSequenceClassification,
     SpikeLMModel,
     SpikeLMPreTrainedModel,
+    SpikeLMSeq2SeqConfig,
+    SpikeLMSeq2SeqModel,
     SpikingPreTrainedModel,
     from_ann,
 )
@@ -18,3 +21,4 @@ __all__ = [
     "SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
     "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann",
 ]
+__all__ += ["SpikeLMForConditionalGeneration", "SpikeLMSeq2SeqConfig", "SpikeLMSeq2SeqModel"]

@@ -9,7 +9,9 @@ from .spikelm import (
     SpikeLMPreTrainedModel,
     from_ann,
 )
+from .spikelm_seq2seq import SpikeLMForConditionalGeneration, SpikeLMSeq2SeqConfig, SpikeLMSeq2SeqModel
 from .spiking import SpikeLinear, SpikingPreTrainedModel
 
 __all__ = ["SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
            "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann"]
+__all__ += ["SpikeLMForConditionalGeneration", "SpikeLMSeq2SeqConfig", "SpikeLMSeq2SeqModel"]

@@ -77,6 +77,7 @@ def test_spiking_student_from_the_ann_twin_on_summarization(student_run, ann_run
     assert metrics["model"]["neuron"] == "elastic_bi" and metrics["model"]["T"] == 2
     assert 0 < metrics["firing_rate"] < 1
     assert any(".encoder_attn.k_proj.neuron" in name for name in metrics["best"]["firing_rates"])
+    assert set(metrics["firing_rate_per_layer"]) == {"0", "decoder.0"}
     assert json.loads((run / "best" / "config.json").read_text())["vocab_size"] == \
         json.loads((ann_run / "best" / "config.json").read_text())["vocab_size"]
 

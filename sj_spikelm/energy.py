@@ -53,10 +53,12 @@ from .models.spikelm.modeling_spikelm import (
     SpikeLMForSequenceClassification,
     SpikeLMPreTrainedModel,
 )
+from .models.spikelm_seq2seq.modeling_spikelm_seq2seq import SpikeLMForConditionalGeneration
 from .models.spiking import forward_in_mode
 
 PRECISIONS = {"fp32": SimpleEnergyCostConfig.fp32, "fp16": SimpleEnergyCostConfig.fp16}
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+SEQ2SEQ_INPUTS = ("input_ids", "attention_mask", "decoder_input_ids", "decoder_attention_mask", "labels")
 PJ_TO_MJ = 1e-9
 
 
@@ -154,29 +156,108 @@ def estimate_energy(model: SpikeLMPreTrainedModel, batch: Union[Mapping, torch.T
     lengths = (mask.bool().sum(1) if mask is not None else torch.full((ids.shape[0],), ids.shape[1])).double()
     B, tokens, squares = len(lengths), float(lengths.sum()), float((lengths ** 2).sum())
     encoder = model.base_model.encoder
-    T = model.config.T
-    spiking = any(isinstance(m, SpikeStatsMixin) for m in encoder.modules())
-    real_steps = T if spiking else 1
-    rows = []
-
-    def add(layer, m, n, dense_total, rate, steps):
-        dense = dense_total / B
-        if rate is None:
-            kind, ops, energy_pj = "MAC", dense * steps, cost.e_mac_pj
-        else:
-            kind, steps, energy_pj = "AC", T, cost.e_ac_pj
-            ops = dense * T * rate
-        rows.append(dict(layer=layer, kind=kind, m=m, n=n, dense_ops=dense, steps=steps, rate=rate,
-                         ops=ops, energy_mj=ops * energy_pj * PJ_TO_MJ))
-
+    rows = _Rows(cost, model.config.T, B, encoder)
     for i, layer in enumerate(encoder.layer):
         for name, m, n, node in _encoder_matmuls(layer):
             dense_total = tokens * m * n if n is not None else squares * m
-            add(f"encoder.layer.{i}.{name}", m, n, dense_total, _firing_rate(node), real_steps)
+            rows.add(f"encoder.layer.{i}.{name}", m, n, dense_total, node)
     for name, linear, per_token in _head_linears(model):
         count = tokens if per_token else B
-        add(name, linear.in_features, linear.out_features, count * linear.in_features * linear.out_features,
-            None, 1)
-    return EnergyReport(rows=rows, total_mj=sum(r["energy_mj"] for r in rows), precision=precision,
-                        e_mac_pj=cost.e_mac_pj, e_ac_pj=cost.e_ac_pj, T=T if spiking else 1,
-                        sequences=B, mean_tokens=tokens / B)
+        rows.add(name, linear.in_features, linear.out_features,
+                 count * linear.in_features * linear.out_features, None, real=True)
+    return rows.report(precision, tokens / B)
+
+
+class _Rows:
+    """The rows of an :class:`EnergyReport`: a matmul fed by a spiking neuron costs ``dense * T * r``
+    ACs, one with real input ``dense`` MACs per step (``T`` steps in a spiking model, one in an
+    ANN, which repeats the same step; one for the heads, ``real=True``)."""
+
+    def __init__(self, cost, T: int, sequences: int, spiking_part: nn.Module):
+        self.cost, self.T, self.B, self.rows = cost, T, sequences, []
+        self.spiking = any(isinstance(m, SpikeStatsMixin) for m in spiking_part.modules())
+
+    def add(self, layer: str, m: int, n: Optional[int], dense_total: float, node: Optional[nn.Module],
+            real: bool = False) -> None:
+        dense = dense_total / self.B
+        rate = None if node is None else _firing_rate(node)
+        if rate is None:
+            steps = 1 if real or not self.spiking else self.T
+            kind, ops, energy_pj = "MAC", dense * steps, self.cost.e_mac_pj
+        else:
+            kind, steps, energy_pj = "AC", self.T, self.cost.e_ac_pj
+            ops = dense * self.T * rate
+        self.rows.append(dict(layer=layer, kind=kind, m=m, n=n, dense_ops=dense, steps=steps, rate=rate,
+                              ops=ops, energy_mj=ops * energy_pj * PJ_TO_MJ))
+
+    def report(self, precision: str, mean_tokens: float) -> EnergyReport:
+        return EnergyReport(rows=self.rows, total_mj=sum(r["energy_mj"] for r in self.rows),
+                            precision=precision, e_mac_pj=self.cost.e_mac_pj, e_ac_pj=self.cost.e_ac_pj,
+                            T=self.T if self.spiking else 1, sequences=self.B, mean_tokens=mean_tokens)
+
+
+def _attention_rows(att: nn.Module, queries: float, keys: float, pairs: float):
+    """``(name, m, n, dense ops over the batch, neuron feeding it)`` of one BART-layout attention
+    block: ``queries`` / ``keys`` tokens through the projections, ``pairs`` query-key pairs
+    through ``Q K^T`` and ``A V``."""
+    D = att.q_proj.in_features
+    return [("q_proj", D, D, queries * D * D, att.q_proj.neuron),
+            ("k_proj", D, D, keys * D * D, att.k_proj.neuron),
+            ("v_proj", D, D, keys * D * D, att.v_proj.neuron),
+            ("scores (Q K^T)", D, None, pairs * D, att.key_neuron),
+            ("context (A V)", D, None, pairs * D, att.value_neuron),
+            ("out_proj", D, D, queries * D * D, att.out_proj.neuron)]
+
+
+def _ffn_rows(layer: nn.Module, tokens: float):
+    return [(name, lin.in_features, lin.out_features, tokens * lin.in_features * lin.out_features, lin.neuron)
+            for name, lin in (("fc1", layer.fc1), ("fc2", layer.fc2))]
+
+
+@torch.no_grad()
+def estimate_seq2seq_energy(model: SpikeLMForConditionalGeneration, batch: Mapping,
+                            precision: str = "fp32") -> EnergyReport:
+    """Energy per (source, target) pair of a spiking encoder-decoder, Appendix A.3 extended to
+    the decoder: the same ``m n E_MAC`` / ``m n E_AC T r`` per token, with ``r`` measured in one
+    eval-mode teacher-forced forward on ``batch`` (``input_ids``, ``attention_mask`` and the
+    target as ``labels`` and/or ``decoder_input_ids``; target tokens are those of
+    ``decoder_attention_mask``, else ``labels != -100``, else all). For a source of ``S`` and a
+    target of ``L`` real tokens: encoder projections and FFN on ``S`` tokens, ``S^2`` pairs in
+    self-attention; decoder projections and FFN on ``L`` tokens, ``L (L + 1) / 2`` causal pairs,
+    cross-attention queries on ``L`` and keys/values on ``S`` tokens with ``L S`` pairs; the LM head
+    (real-valued MACs) on ``L`` tokens. This is also the cost of generating those ``L`` tokens with
+    the KV cache (each new token runs its own projections and attends to the cached prefix; the
+    cross-attention keys and values are computed once), per beam."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not accepted; choose one of {', '.join(PRECISIONS)}")
+    if not isinstance(model, SpikeLMForConditionalGeneration):
+        raise TypeError(f"model must be a SpikeLMForConditionalGeneration, got {type(model).__name__}")
+    inputs = {k: batch[k] for k in SEQ2SEQ_INPUTS if k in batch}
+    if "labels" not in inputs and "decoder_input_ids" not in inputs:
+        raise ValueError("batch needs the target: labels or decoder_input_ids")
+    forward_in_mode(model, False, **inputs)
+    ids = inputs["input_ids"]
+    source = inputs.get("attention_mask", torch.ones_like(ids)).bool().sum(1).double()
+    if "decoder_attention_mask" in inputs:
+        target = inputs["decoder_attention_mask"].bool().sum(1).double()
+    elif "labels" in inputs:
+        target = (inputs["labels"] != -100).sum(1).double()
+    else:
+        target = torch.full_like(source, inputs["decoder_input_ids"].shape[1])
+    S, L = float(source.sum()), float(target.sum())
+    rows = _Rows(PRECISIONS[precision](), model.config.T, len(source), model.model)
+    for i, layer in enumerate(model.model.encoder.layers):
+        parts = _attention_rows(layer.self_attn, S, S, float((source ** 2).sum()))
+        for name, m, n, dense, node in [(f"self_attn.{r[0]}", *r[1:]) for r in parts] + _ffn_rows(layer, S):
+            rows.add(f"encoder.layers.{i}.{name}", m, n, dense, node)
+    for i, layer in enumerate(model.model.decoder.layers):
+        parts = [(f"self_attn.{r[0]}", *r[1:])
+                 for r in _attention_rows(layer.self_attn, L, L, float((target * (target + 1) / 2).sum()))]
+        parts += [(f"encoder_attn.{r[0]}", *r[1:])
+                  for r in _attention_rows(layer.encoder_attn, L, S, float((target * source).sum()))]
+        for name, m, n, dense, node in parts + _ffn_rows(layer, L):
+            rows.add(f"decoder.layers.{i}.{name}", m, n, dense, node)
+    head = model.lm_head
+    rows.add("lm_head", head.in_features, head.out_features, L * head.in_features * head.out_features, None,
+             real=True)
+    return rows.report(precision, (S + L) / len(source))

@@ -45,6 +45,7 @@ def test_translation_job_reports_the_bleu_of_its_best_model(ann_run, root):
     assert metrics["model"] == {"class": "SpikeLMForConditionalGeneration", "model_type": "spikelm_seq2seq",
                                 "neuron": "ann", "T": 1}
     assert set(metrics["scores"]) == {"BLEU"} and metrics["eval_examples"] == 8
+    assert metrics["energy_mj_per_sequence"] > 0  # the ANN twin: all MACs
     # regenerate with the saved best model and tokenizer: the same BLEU
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -78,6 +79,7 @@ def test_spiking_student_from_the_ann_twin_on_summarization(student_run, ann_run
     assert 0 < metrics["firing_rate"] < 1
     assert any(".encoder_attn.k_proj.neuron" in name for name in metrics["best"]["firing_rates"])
     assert set(metrics["firing_rate_per_layer"]) == {"0", "decoder.0"}
+    assert metrics["energy_mj_per_sequence"] > 0
     assert json.loads((run / "best" / "config.json").read_text())["vocab_size"] == \
         json.loads((ann_run / "best" / "config.json").read_text())["vocab_size"]
 

@@ -16,7 +16,8 @@ defaults; generation with beam size 4 at evaluation) plus :class:`~.arguments.Mo
 (:mod:`sj_spikelm.data.subword`), saved in ``<run_dir>/tokenizer`` and with every saved model.
 The ANN is the spiking model with ``neuron='ann'`` and ``T=1``: BART exactly (tested).
 ``metrics.json`` reports the best evaluation (by BLEU or ROUGE-L; its model is in ``best/``) and
-the final one, with firing rates over the evaluation set.
+the final one, with firing rates over the evaluation set and the energy per (source, reference
+target) pair of the first ``energy_batch`` evaluation pairs (``estimate_seq2seq_energy``).
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from .arguments import (
     resolve_locations,
 )
 from .build import DEFAULT_NEURON, DEFAULT_T, checkpoint_model_type, resolve_neuron
+from .energy import energy_per_sequence
 from .finetune import subsample
 from .job import JobSpec, run_folder, train_and_report
 from .trainer import SpikingTrainer
@@ -61,12 +63,14 @@ class Seq2SeqDataArguments:
     subsample_seed: int = field(default=0, metadata={"help": "seed of the subsamples (same for every run)"})
     vocab_size: int = field(default=8000, metadata={
         "help": "BPE vocabulary trained when no tokenizer is given"})
+    energy_batch: int = field(default=32, metadata={
+        "help": "evaluation pairs of the energy estimate (the first ones, file order; 0: none)"})
 
     def __post_init__(self):
         seq2seq_task(self.task)  # raises naming the accepted tasks
         if self.eval_split not in ("validation", "test"):
             raise ValueError(f"eval_split={self.eval_split!r}; accepted: validation, test")
-        for name in ("max_train_samples", "max_eval_samples"):
+        for name in ("max_train_samples", "max_eval_samples", "energy_batch"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} is out of range; accepted: >= 0")
         for name in ("max_source_length", "max_target_length"):
@@ -214,14 +218,17 @@ def run(model_args: ModelArguments, spiking: SpikingArguments, data: Seq2SeqData
                  sum(p.numel() for p in model.parameters()))
         from transformers import DataCollatorForSeq2Seq
 
+        collator = DataCollatorForSeq2Seq(tokenizer, model=model)
+        energy_rows = dev.select(range(min(data.energy_batch, len(dev)))) if data.energy_batch else None
         metrics = GenerationMetrics(task, tokenizer, references)
         spec = JobSpec("seq2seq", task.metric, True, metrics.scores,
                        {"task": task.name, "eval_split": data.eval_split, "train_examples": len(train),
                         "eval_examples": len(dev), "num_beams": args.generation_num_beams})
         return train_and_report(
             spec, args, (model_args, spiking, data, args), model, run_dir=run_dir, train_dataset=train,
-            eval_dataset=dev, data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
-            processing_class=tokenizer, compute_metrics=metrics, trainer_class=SpikingSeq2SeqTrainer)
+            eval_dataset=dev, data_collator=collator, processing_class=tokenizer, compute_metrics=metrics,
+            trainer_class=SpikingSeq2SeqTrainer,
+            energy=None if energy_rows is None else (lambda m: energy_per_sequence(m, collator, energy_rows)))
 
 
 def main(argv=None) -> None:

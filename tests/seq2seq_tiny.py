@@ -33,3 +33,18 @@ def make_data(root: Path, n_train: int = 32, n_eval: int = 8, seed: int = 0) -> 
             lines = [json.dumps(row(i, pair(rng))) for i in range(n)]
             (root / folder / f"{stem}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
+
+
+TINY_BART = {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
+             "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32,
+             "max_position_embeddings": 64}
+
+
+def args(root, run_dir, **overrides) -> list:
+    """CLI arguments of a tiny sj-seq2seq run (4 steps, ANN twin unless overridden)."""
+    fields = {"task": "multi30k", "data_dir": str(root), "vocab_size": 300,
+              "model_config": json.dumps(TINY_BART),
+              "neuron": "ann", "T": 1, "max_steps": 4, "per_device_train_batch_size": 8,
+              "per_device_eval_batch_size": 8, "learning_rate": 3e-3, "generation_max_length": 12,
+              "report_to": "none", "run_dir": str(run_dir), "disable_tqdm": "true", **overrides}
+    return [f"--{k}={v}" for k, v in fields.items()]

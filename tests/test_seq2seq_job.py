@@ -5,27 +5,15 @@ import json
 
 import pytest
 import torch
-from seq2seq_tiny import make_data
+from seq2seq_tiny import args, make_data
 
 from sj_spikelm.generation_metrics import bleu
 from sj_spikelm.train import seq2seq
-
-TINY = {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
-        "decoder_attention_heads": 2, "encoder_ffn_dim": 32, "decoder_ffn_dim": 32,
-        "max_position_embeddings": 64}
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     return make_data(tmp_path_factory.mktemp("s2s"))
-
-
-def args(root, run_dir, **overrides):
-    fields = {"task": "multi30k", "data_dir": str(root), "vocab_size": 300, "model_config": json.dumps(TINY),
-              "neuron": "ann", "T": 1, "max_steps": 4, "per_device_train_batch_size": 8,
-              "per_device_eval_batch_size": 8, "learning_rate": 3e-3, "generation_max_length": 12,
-              "report_to": "none", "run_dir": str(run_dir), "disable_tqdm": "true", **overrides}
-    return [f"--{k}={v}" for k, v in fields.items()]
 
 
 def read(run_dir):

@@ -11,7 +11,8 @@ only (padding excluded on both attention axes). Layer map (uniform, as in TinyBE
 ``l = 1..N_s`` learns from teacher layer ``g(l) = ceil(l * N_t / N_s)``, embeddings from embeddings,
 so a 6-layer student of a 12-layer teacher uses teacher layers 2, 4, ..., 12. The hidden and
 attention terms need equal widths and head counts (no projection is learnt): set their weight to
-0 otherwise.
+0 otherwise. Encoder-decoders (:func:`seq2seq_distill_loss`, as DQ-BART): logits of the real target
+tokens; hidden states of both stacks; encoder, decoder and cross-attention maps.
 """
 from __future__ import annotations
 
@@ -46,11 +47,13 @@ def check_weights(weights: Dict[str, float]) -> Dict[str, float]:
 
 
 def load_teacher(name: str, head: str, num_labels: Optional[int] = None) -> nn.Module:
-    """The ANN teacher (folder or hub name) in eval mode, frozen, with eager attention so it
-    returns attention maps. A classification teacher must have ``num_labels`` outputs."""
+    """The ANN teacher (folder or hub name; ``head`` mlm, classification or seq2seq) in eval
+    mode, frozen, with eager attention so it returns attention maps. A classification teacher
+    must have ``num_labels`` outputs."""
     import transformers as tf
 
-    auto = tf.AutoModelForMaskedLM if head == "mlm" else tf.AutoModelForSequenceClassification
+    auto = {"mlm": tf.AutoModelForMaskedLM, "seq2seq": tf.AutoModelForSeq2SeqLM}.get(
+        head, tf.AutoModelForSequenceClassification)
     teacher = auto.from_pretrained(name, attn_implementation="eager")
     if head == "classification" and teacher.config.num_labels != num_labels:
         raise ValueError(f"teacher {name!r} has num_labels={teacher.config.num_labels}, the task "
@@ -68,6 +71,41 @@ def _masked_mse(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> torch.
     return ((a.float() - b.float()).pow(2) * w).sum() / w.sum().clamp_min(1)
 
 
+def logit_term(zs: torch.Tensor, zt: torch.Tensor, logit_mask: Optional[torch.Tensor], temperature: float,
+               regression: bool = False) -> torch.Tensor:
+    """``tau^2 KL(softmax(z_t / tau) || softmax(z_s / tau))`` (batch mean) over the positions of
+    ``logit_mask`` (all if None); ``MSE(z_s, z_t)`` for a regression head."""
+    if logit_mask is not None:
+        zs, zt = zs[logit_mask], zt[logit_mask]
+    if regression:
+        return F.mse_loss(zs.float(), zt.float())
+    if zs.shape[0] == 0:
+        return zs.sum() * 0.0
+    tau = temperature
+    log_ps, log_pt = F.log_softmax(zs.float() / tau, -1), F.log_softmax(zt.float() / tau, -1)
+    return F.kl_div(log_ps, log_pt, log_target=True, reduction="batchmean") * tau ** 2
+
+
+def hidden_term(student_states, teacher_states, valid: torch.Tensor) -> torch.Tensor:
+    """``mean_l MSE(H_s[l], H_t[g(l)])`` over the real tokens ``valid`` ``[B, L]``, embeddings
+    (index 0) included."""
+    n_s, n_t = len(student_states) - 1, len(teacher_states) - 1
+    pairs = [(0, 0)] + list(zip(range(1, n_s + 1), layer_map(n_s, n_t)))
+    tok = valid[:, :, None]
+    return torch.stack([_masked_mse(student_states[s], teacher_states[t], tok) for s, t in pairs]).mean()
+
+
+def attention_term(student_maps, teacher_maps, valid_query: torch.Tensor,
+                   valid_key: torch.Tensor) -> torch.Tensor:
+    """``mean_l MSE(A_s[l], A_t[g(l)])`` over the pairs of real query and real key positions."""
+    if student_maps is None or teacher_maps is None:
+        raise ValueError("attention distillation needs attention maps from both models")
+    pair = valid_query[:, None, :, None] & valid_key[:, None, None, :]
+    mapping = layer_map(len(student_maps), len(teacher_maps))
+    return torch.stack([_masked_mse(student_maps[s - 1], teacher_maps[t - 1], pair)
+                        for s, t in zip(range(1, len(student_maps) + 1), mapping)]).mean()
+
+
 def distill_loss(student, teacher, attention_mask: torch.Tensor, weights: Dict[str, float],
                  temperature: float = 1.0, logit_mask: Optional[torch.Tensor] = None,
                  regression: bool = False) -> Tuple[torch.Tensor, Dict[str, float]]:
@@ -76,34 +114,37 @@ def distill_loss(student, teacher, attention_mask: torch.Tensor, weights: Dict[s
     are model outputs with ``logits``, ``hidden_states`` and ``attentions`` (as needed by the
     non-zero weights); ``logit_mask`` ``[B, L]`` picks the positions of token-level logits."""
     parts: Dict[str, torch.Tensor] = {}
-    zs, zt = student.logits, teacher.logits
+    valid = attention_mask.bool()
     if weights["logits"]:
-        if logit_mask is not None:
-            zs, zt = zs[logit_mask], zt[logit_mask]
-        if regression:
-            parts["logits"] = F.mse_loss(zs.float(), zt.float())
-        elif zs.shape[0] == 0:
-            parts["logits"] = zs.sum() * 0.0
-        else:
-            tau = temperature
-            log_ps, log_pt = F.log_softmax(zs.float() / tau, -1), F.log_softmax(zt.float() / tau, -1)
-            parts["logits"] = F.kl_div(log_ps, log_pt, log_target=True, reduction="batchmean") * tau ** 2
-    if weights["hidden"] or weights["attention"]:
-        n_s, n_t = len(student.hidden_states) - 1, len(teacher.hidden_states) - 1
-        mapping = layer_map(n_s, n_t)
-        valid = attention_mask.bool()
+        parts["logits"] = logit_term(student.logits, teacher.logits, logit_mask, temperature, regression)
     if weights["hidden"]:
-        tok = valid[:, :, None]
-        pairs = [(0, 0)] + list(zip(range(1, n_s + 1), mapping))
-        parts["hidden"] = torch.stack([_masked_mse(student.hidden_states[s], teacher.hidden_states[t], tok)
-                                       for s, t in pairs]).mean()
+        parts["hidden"] = hidden_term(student.hidden_states, teacher.hidden_states, valid)
     if weights["attention"]:
-        if student.attentions is None or teacher.attentions is None:
-            raise ValueError("attention distillation needs attention maps from both models")
-        pair = (valid[:, None, :, None] & valid[:, None, None, :])
+        parts["attention"] = attention_term(student.attentions, teacher.attentions, valid, valid)
+    total = sum(weights[k] * v for k, v in parts.items())
+    return total, {k: v.detach() for k, v in parts.items()}
+
+
+def seq2seq_distill_loss(student, teacher, attention_mask: torch.Tensor, decoder_mask: torch.Tensor,
+                         weights: Dict[str, float],
+                         temperature: float = 1.0) -> Tuple[torch.Tensor, Dict[str, float]]:
+    """:func:`distill_loss` for encoder-decoder outputs (``Seq2SeqLMOutput``), as in DQ-BART: the
+    KL term on the decoder logits of the real target tokens ``decoder_mask`` ``[B, L_t]``; the
+    hidden term averaged over the encoder (real source tokens, ``attention_mask``) and decoder
+    stacks; the attention term averaged over encoder self-, decoder self- and cross-attention maps."""
+    parts: Dict[str, torch.Tensor] = {}
+    src, tgt = attention_mask.bool(), decoder_mask.bool()
+    if weights["logits"]:
+        parts["logits"] = logit_term(student.logits, teacher.logits, tgt, temperature)
+    if weights["hidden"]:
+        parts["hidden"] = torch.stack([
+            hidden_term(student.encoder_hidden_states, teacher.encoder_hidden_states, src),
+            hidden_term(student.decoder_hidden_states, teacher.decoder_hidden_states, tgt)]).mean()
+    if weights["attention"]:
         parts["attention"] = torch.stack([
-            _masked_mse(student.attentions[s - 1], teacher.attentions[t - 1], pair)
-            for s, t in zip(range(1, n_s + 1), mapping)]).mean()
+            attention_term(student.encoder_attentions, teacher.encoder_attentions, src, src),
+            attention_term(student.decoder_attentions, teacher.decoder_attentions, tgt, tgt),
+            attention_term(student.cross_attentions, teacher.cross_attentions, tgt, src)]).mean()
     total = sum(weights[k] * v for k, v in parts.items())
     return total, {k: v.detach() for k, v in parts.items()}
 
@@ -129,8 +170,13 @@ class Distiller:
             self.teacher.to(device)
         with torch.no_grad():
             teacher = self.teacher(**inputs, **self.output_flags)
-        kd, parts = distill_loss(student, teacher, inputs["attention_mask"], self.weights,
-                                 self.temperature, logit_mask, self.regression)
+        if getattr(student, "encoder_last_hidden_state", None) is not None:  # an encoder-decoder
+            target = logit_mask if logit_mask is not None else torch.ones_like(inputs["decoder_input_ids"])
+            kd, parts = seq2seq_distill_loss(student, teacher, inputs["attention_mask"], target, self.weights,
+                                             self.temperature)
+        else:
+            kd, parts = distill_loss(student, teacher, inputs["attention_mask"], self.weights,
+                                     self.temperature, logit_mask, self.regression)
         logs = {f"distill_{k}": v for k, v in parts.items()}
         if student.loss is None:
             return kd, logs

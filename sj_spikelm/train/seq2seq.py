@@ -5,11 +5,15 @@ generated text with BLEU (sacreBLEU, detokenised) or ROUGE-1/2/L (``rouge-score`
         --neuron ann --T 1 --run_dir runs/m30k_ann                    # the ANN twin (BART itself)
     sj-seq2seq --task multi30k --init_from runs/m30k_ann/best --neuron "elastic_bi(k=2)" --T 4 \\
         --run_dir runs/m30k_spikelm      # a spiking student initialised from the ANN twin's weights
+    sj-seq2seq ... --init_from runs/m30k_ann/best --distill runs/m30k_ann/best   # + KD from the ANN
     sj-seq2seq --task aeslc --init_from facebook/bart-base ...          # any BART (from_ann)
 
 Arguments: ``Seq2SeqTrainingArguments`` (with :class:`~.arguments.SpikingTrainingArguments`'
 defaults; generation with beam size 4 at evaluation) plus :class:`~.arguments.ModelArguments`,
-:class:`~.arguments.SpikingArguments` and :class:`Seq2SeqDataArguments`; ``--help`` lists them.
+:class:`~.arguments.SpikingArguments`, :class:`Seq2SeqDataArguments` and
+:class:`~.arguments.DistillationArguments` (``--distill TEACHER``: cross-entropy + KL on the
+logits + L2 on hidden states and attention maps, :func:`~.distill.seq2seq_distill_loss`);
+``--help`` lists them.
 ``init_from`` is a spiking encoder-decoder checkpoint (loaded as is), a BART (converted with
 ``from_ann``) or unset (a fresh model from ``model_config``, BART fields). The tokenizer is
 ``tokenizer`` if set, else ``init_from``'s, else a byte-level BPE trained on the training text
@@ -33,6 +37,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 from ..data.seq2seq import Seq2SeqTask, load_seq2seq, seq2seq_task
 from ..generation_metrics import bleu, rouge
 from .arguments import (
+    DistillationArguments,
     ModelArguments,
     SpikingArguments,
     SpikingTrainingArguments,
@@ -40,6 +45,7 @@ from .arguments import (
     resolve_locations,
 )
 from .build import DEFAULT_NEURON, DEFAULT_T, checkpoint_model_type, resolve_neuron
+from .distill import Distiller, load_teacher
 from .energy import energy_per_sequence
 from .finetune import subsample
 from .job import JobSpec, run_folder, train_and_report
@@ -89,7 +95,8 @@ class SpikingSeq2SeqTrainingArguments(SpikingTrainingArguments, Seq2SeqTrainingA
     per_device_eval_batch_size: int = 32
 
 
-ARGUMENTS = (ModelArguments, SpikingArguments, Seq2SeqDataArguments, SpikingSeq2SeqTrainingArguments)
+ARGUMENTS = (ModelArguments, SpikingArguments, Seq2SeqDataArguments, DistillationArguments,
+             SpikingSeq2SeqTrainingArguments)
 
 
 class SpikingSeq2SeqTrainer(SpikingTrainer, Seq2SeqTrainer):
@@ -196,10 +203,10 @@ class GenerationMetrics:
 
 
 def run(model_args: ModelArguments, spiking: SpikingArguments, data: Seq2SeqDataArguments,
-        args: SpikingSeq2SeqTrainingArguments) -> Optional[Dict[str, Any]]:
+        distill: DistillationArguments, args: SpikingSeq2SeqTrainingArguments) -> Optional[Dict[str, Any]]:
     """Train and evaluate as configured; returns the metrics (None for an unfinished time slice)."""
     task = seq2seq_task(data.task)
-    resolve_locations((model_args, spiking, data))
+    resolve_locations((model_args, spiking, data, distill))
     if args.generation_max_length is None:
         args.generation_max_length = data.max_target_length
     with run_folder(args) as run_dir:
@@ -211,6 +218,14 @@ def run(model_args: ModelArguments, spiking: SpikingArguments, data: Seq2SeqData
         if model.config.vocab_size < len(tokenizer):
             raise ValueError(f"the model's vocab_size={model.config.vocab_size} is smaller than the "
                              f"tokenizer's {len(tokenizer)} tokens")
+        distiller = None
+        if distill.distill:
+            teacher = load_teacher(distill.distill, "seq2seq")
+            if teacher.config.vocab_size != model.config.vocab_size:
+                raise ValueError(f"teacher {distill.distill!r} has vocab_size={teacher.config.vocab_size}, "
+                                 f"the student {model.config.vocab_size}: distil from a teacher of the "
+                                 "same tokenizer")
+            distiller = Distiller(teacher, distill.distill_weights, distill.distill_temperature)
         references = list(dev["references"])
         train, dev = tokenize(train, tokenizer, data), tokenize(dev, tokenizer, data)
         log.info("%s: %d train / %d %s examples, %s %s T=%d (%d parameters)", task.name, len(train), len(dev),
@@ -225,9 +240,10 @@ def run(model_args: ModelArguments, spiking: SpikingArguments, data: Seq2SeqData
                        {"task": task.name, "eval_split": data.eval_split, "train_examples": len(train),
                         "eval_examples": len(dev), "num_beams": args.generation_num_beams})
         return train_and_report(
-            spec, args, (model_args, spiking, data, args), model, run_dir=run_dir, train_dataset=train,
+            spec, args, (model_args, spiking, data, distill, args), model, run_dir=run_dir,
+            train_dataset=train,
             eval_dataset=dev, data_collator=collator, processing_class=tokenizer, compute_metrics=metrics,
-            trainer_class=SpikingSeq2SeqTrainer,
+            trainer_class=SpikingSeq2SeqTrainer, distiller=distiller,
             energy=None if energy_rows is None else (lambda m: energy_per_sequence(m, collator, energy_rows)))
 
 

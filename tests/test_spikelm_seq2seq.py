@@ -126,6 +126,14 @@ def test_save_and_load_round_trip_is_exact(batch, tmp_path, neuron):
     assert torch.equal(loaded.lm_head.weight, loaded.model.shared.weight)  # tied
 
 
+def test_resized_vocabulary_keeps_embeddings_head_and_bias_together(batch):
+    model = spiking(batch=batch)
+    model.resize_token_embeddings(45)
+    assert model.final_logits_bias.shape == (1, 45) and model.config.vocab_size == 45
+    assert model.lm_head.weight is model.model.shared.weight is model.model.decoder.embed_tokens.weight
+    assert model(**batch).logits.shape == (3, 6, 45)
+
+
 def test_auto_classes_build_the_spiking_model():
     config = AutoConfig.for_model("spikelm_seq2seq", **TINY, T=2)
     assert isinstance(config, SpikeLMSeq2SeqConfig)

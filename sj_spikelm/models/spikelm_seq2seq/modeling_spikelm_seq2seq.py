@@ -44,6 +44,7 @@ from transformers.modeling_outputs import (
     Seq2SeqModelOutput,
 )
 from transformers.models.bart.modeling_bart import (
+    BartForConditionalGeneration,
     BartLearnedPositionalEmbedding,
     BartScaledWordEmbedding,
     shift_tokens_right,
@@ -381,6 +382,14 @@ class SpikeLMForConditionalGeneration(SpikeLMSeq2SeqPreTrainedModel, GenerationM
 
     def get_encoder(self, modality=None):
         return self.model.encoder
+
+    # BART's: keep final_logits_bias as long as the vocabulary
+    _resize_final_logits_bias = BartForConditionalGeneration._resize_final_logits_bias
+
+    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        self._resize_final_logits_bias(embeddings.weight.shape[0])
+        return embeddings
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None,
                 decoder_attention_mask=None,

@@ -3,6 +3,7 @@ tokenizer, and the BLEU / ROUGE wiring against hand-computed pairs."""
 import math
 from pathlib import Path
 
+import datasets
 import pytest
 from seq2seq_tiny import make_data
 
@@ -37,8 +38,10 @@ def test_summarization_sets_keep_every_reference(root):
 
 
 def test_data_errors_name_the_argument(root, tmp_path):
-    with pytest.raises(ValueError, match="accepted: multi30k, scitldr, aeslc"):
-        seq2seq_task("wmt16")
+    with pytest.raises(ValueError, match="accepted: multi30k, scitldr, aeslc, xsum, cnn_dailymail, wmt16"):
+        seq2seq_task("wmt14")
+    with pytest.raises(ValueError, match="no hub source"):
+        load_seq2seq(TASKS["scitldr"], "train", "hub")
     with pytest.raises(ValueError, match="split='dev'"):
         load_seq2seq(TASKS["multi30k"], "dev", root)
     with pytest.raises(FileNotFoundError, match="multi30k"):
@@ -47,6 +50,28 @@ def test_data_errors_name_the_argument(root, tmp_path):
     (bad / "multi30k" / "val.de").write_text("one line\n")
     with pytest.raises(ValueError, match="8 lines but val.de has 1"):
         load_seq2seq(TASKS["multi30k"], "validation", bad)
+
+
+def test_hub_tasks_map_their_columns(monkeypatch):
+    calls = []
+    rows = {"EdinburghNLP/xsum": [{"document": "doc one", "summary": "sum one", "id": "1"}],
+            "wmt/wmt16": [{"translation": {"en": "a house", "ro": "o casa"}}],
+            "bentrevett/multi30k": [{"en": "a dog", "de": "ein Hund"}],
+            "abisee/cnn_dailymail": [{"article": "art", "highlights": "high", "id": "x"}]}
+
+    def fake_load(path, config, split):
+        calls.append((path, config, split))
+        return rows[path]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    xsum = load_seq2seq(TASKS["xsum"], "validation")  # hub-only: no data_dir needed
+    assert xsum.to_dict() == {"source": ["doc one"], "target": ["sum one"], "references": [["sum one"]]}
+    assert load_seq2seq(TASKS["wmt16"], "test")["target"] == ["o casa"]
+    assert load_seq2seq(TASKS["multi30k"], "train", "hub")["source"] == ["a dog"]
+    assert load_seq2seq(TASKS["cnn_dailymail"], "train")["target"] == ["high"]
+    assert calls == [("EdinburghNLP/xsum", None, "validation"), ("wmt/wmt16", "ro-en", "test"),
+                     ("bentrevett/multi30k", None, "train"), ("abisee/cnn_dailymail", "3.0.0", "train")]
+    assert TASKS["wmt16"].metric == "bleu" and TASKS["xsum"].metric == "rougeL"
 
 
 @pytest.mark.skipif(not (SHARED / "multi30k").is_dir(), reason="../shared/data/multi30k is not present")

@@ -84,4 +84,4 @@ def test_job_errors_name_the_argument(student_run, root, tmp_path):
     with pytest.raises(ValueError, match="eval_split"):
         seq2seq.main(args(root, tmp_path / "c", eval_split="dev"))
     with pytest.raises(ValueError, match="task="):
-        seq2seq.main(args(root, tmp_path / "d", task="xsum"))
+        seq2seq.main(args(root, tmp_path / "d", task="wmt14"))

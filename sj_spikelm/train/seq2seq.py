@@ -58,9 +58,11 @@ log = logging.getLogger("sj_spikelm.seq2seq")
 class Seq2SeqDataArguments:
     """The task, how much of it to use, and the tokenizer to train when none is given."""
 
-    task: str = field(default="multi30k", metadata={"help": "multi30k (en->de), scitldr, aeslc"})
+    task: str = field(default="multi30k", metadata={
+        "help": "multi30k (en->de), scitldr, aeslc; from the hub: xsum, cnn_dailymail, wmt16 (en->ro)"})
     data_dir: Optional[str] = field(default=None, metadata={
-        "help": "folder holding multi30k/, scitldr-a/, aeslc/; unset: $SJ_SPIKELM_DATA or ../shared/data"})
+        "help": "folder holding multi30k/, scitldr-a/, aeslc/; 'hub' for the hub; unset: $SJ_SPIKELM_DATA "
+                "or ../shared/data (hub-only tasks: the hub)"})
     eval_split: str = field(default="validation", metadata={"help": "validation or test"})
     max_source_length: int = 128
     max_target_length: int = 64

@@ -85,3 +85,8 @@ def test_job_errors_name_the_argument(student_run, root, tmp_path):
         seq2seq.main(args(root, tmp_path / "c", eval_split="dev"))
     with pytest.raises(ValueError, match="task="):
         seq2seq.main(args(root, tmp_path / "d", task="wmt14"))
+    with pytest.raises(ValueError, match="model='bert'"):  # a grid's check, before anything loads
+        seq2seq.check_config({"model": "bert", "task": "multi30k"})
+    with pytest.raises(ValueError, match="unknown neuron 'nope'"):
+        seq2seq.check_config({"neuron": "nope"})
+    seq2seq.check_config({"neuron": "lif", "T": 4, "task": "aeslc"})

@@ -41,6 +41,7 @@ from .arguments import (
     ModelArguments,
     SpikingArguments,
     SpikingTrainingArguments,
+    check_values,
     parse_args,
     resolve_locations,
 )
@@ -137,9 +138,7 @@ def build_seq2seq_model(model_args: ModelArguments, spiking: SpikingArguments, t
     import sj_spikelm as sl
     from sj_spikelm.models.spikelm_seq2seq import from_ann
 
-    if model_args.model != "spikelm":
-        raise ValueError(f"model={model_args.model!r}: the seq2seq job trains model='spikelm' "
-                         "(the ANN, BART, is neuron='ann' with T=1)")
+    check_model(model_args)
     extra = dict(model_args.model_overrides)
     saved_type = checkpoint_model_type(model_args.init_from) if model_args.init_from else None
     fields = {"neuron": resolve_neuron(spiking.neuron or DEFAULT_NEURON, spiking.k),
@@ -202,6 +201,18 @@ class GenerationMetrics:
             return {"BLEU": evaluation["bleu"]} if evaluation.get("bleu") is not None else {}
         names = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
         return {names[k]: 100 * evaluation[k] for k in names if evaluation.get(k) is not None}
+
+
+def check_config(values: Dict[str, Any]) -> None:
+    """Validate a job configuration (a grid run's) without loading data or models."""
+    check_model(check_values(ARGUMENTS, values)[0])
+
+
+def check_model(model_args: ModelArguments) -> None:
+    """``ValueError`` unless ``model_args.model`` is ``spikelm`` (the ANN is its ``ann`` twin)."""
+    if model_args.model != "spikelm":
+        raise ValueError(f"model={model_args.model!r}: the seq2seq job trains model='spikelm' "
+                         "(the ANN, BART, is neuron='ann' with T=1)")
 
 
 def run(model_args: ModelArguments, spiking: SpikingArguments, data: Seq2SeqDataArguments,

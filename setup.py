@@ -28,9 +28,12 @@ setup(
         "sj-causal-lm = sj_spikelm.train.causal_lm:main",
         "sj-grid = sj_spikelm.grid:main",
         "sj-report = sj_spikelm.report:main",
+        "sj-seq2seq = sj_spikelm.train.seq2seq:main",
     ]},
     extras_require={
-        "dev": ["pytest>=7", "ruff>=0.4", "accelerate>=1.1"],  # accelerate: transformers.Trainer (tested)
+        "dev": ["pytest>=7", "ruff>=0.4", "accelerate>=1.1",  # accelerate: transformers.Trainer (tested)
+                "sacrebleu>=2.3", "rouge-score>=0.1.2"],
+        "seq2seq": ["sacrebleu>=2.3", "rouge-score>=0.1.2"],  # BLEU / ROUGE of sj-seq2seq
         "cuda": ["cupy-cuda12x>=13"],
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13.6"],

@@ -9,10 +9,13 @@ from .models import (
     BiSpikCLMModel,
     SpikeLinear,
     SpikeLMConfig,
+    SpikeLMForConditionalGeneration,
     SpikeLMForMaskedLM,
     SpikeLMForSequenceClassification,
     SpikeLMModel,
     SpikeLMPreTrainedModel,
+    SpikeLMSeq2SeqConfig,
+    SpikeLMSeq2SeqModel,
     SpikingPreTrainedModel,
     from_ann,
 )
@@ -22,3 +25,4 @@ __all__ = [
     "SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
     "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann",
 ]
+__all__ += ["SpikeLMForConditionalGeneration", "SpikeLMSeq2SeqConfig", "SpikeLMSeq2SeqModel"]

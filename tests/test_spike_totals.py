@@ -46,5 +46,7 @@ def test_no_spiking_neurons_gives_none():
 def test_layer_names():
     assert layer_of("spikelm.encoder.layer.11.attention.self.q_neuron") == "11"
     assert layer_of("model.layers.3.mlp.act") == "3"
+    assert layer_of("model.encoder.layers.1.fc1.neuron") == "1"  # encoder-decoder: the decoder's own
+    assert layer_of("model.decoder.layers.1.encoder_attn.k_proj.neuron") == "decoder.1"
     assert layer_of("bert.embeddings.neuron") == "bert.embeddings"
     assert layer_of("neuron") == "neuron"

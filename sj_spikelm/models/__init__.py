@@ -10,8 +10,10 @@ from .spikelm import (
     SpikeLMPreTrainedModel,
     from_ann,
 )
+from .spikelm_seq2seq import SpikeLMForConditionalGeneration, SpikeLMSeq2SeqConfig, SpikeLMSeq2SeqModel
 from .spiking import SpikeLinear, SpikingPreTrainedModel
 
 __all__ = ["BiSpikCLMConfig", "BiSpikCLMForCausalLM", "BiSpikCLMModel",
            "SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
            "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann"]
+__all__ += ["SpikeLMForConditionalGeneration", "SpikeLMSeq2SeqConfig", "SpikeLMSeq2SeqModel"]

@@ -8,14 +8,16 @@ neuron is any zoo neuron named by a spec string (``"elastic_bi(k=2)"``, ``"ste_l
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import Optional, Tuple, Union
 
 import torch
 from spikingjelly.activation_based import layer
 from torch import nn
+from torch.nn import functional as F
 from transformers import PreTrainedModel
 
 import neuron_zoo
+from neuron_zoo.validation import check_bool, check_positive_int
 
 NeuronSpec = Union[str, nn.Module]
 
@@ -44,6 +46,58 @@ def check_neuron_spec(name: str, spec: NeuronSpec, T: int) -> str:
         raise ValueError(f"{name}={spec!r} sets T={arguments['T']} but the config has T={T}")
     build_model_neuron(spec, T)  # raises ValueError naming a bad name or argument
     return spec
+
+
+class SpikingConfigMixin:
+    """The spiking fields every model config shares (declared by each config as dataclass
+    fields): ``T``, ``neuron``, ``kv_neuron``, ``spike_attention_kv``; their validation and the
+    neurons they build."""
+
+    def check_spiking_fields(self) -> None:
+        """Validate (and canonicalise the neuron fields of) ``T``, ``neuron``, ``kv_neuron`` and
+        ``spike_attention_kv``; errors name the field and what is accepted."""
+        self.T = check_positive_int("T", self.T)
+        check_bool("spike_attention_kv", self.spike_attention_kv)
+        self.neuron = check_neuron_spec("neuron", self.neuron, self.T)
+        if self.kv_neuron is not None:
+            self.kv_neuron = check_neuron_spec("kv_neuron", self.kv_neuron, self.T)
+
+    def build_neuron(self) -> nn.Module:
+        """A fresh ``neuron`` (the one in front of every linear layer)."""
+        return build_model_neuron(self.neuron, self.T)
+
+    def build_kv_neuron(self) -> nn.Module:
+        """A fresh key/value neuron: ``kv_neuron``, else the memoryless form of ``neuron``
+        (``neuron_zoo.build_memoryless``); the identity when ``spike_attention_kv`` is False."""
+        if not self.spike_attention_kv:
+            return neuron_zoo.ANNNode()
+        if self.kv_neuron is not None:
+            return build_model_neuron(self.kv_neuron, self.T)
+        return neuron_zoo.build_memoryless(self.neuron, self.T)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor],
+           dropout: nn.Dropout, scaling: float, need_weights: bool,
+           sdpa: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Attention per time step and head: ``softmax(Q K^T * scaling + mask) V`` on ``q``
+    ``[T, B, H, Lq, d]``, ``k``, ``v`` ``[T, B, H, Lk, d]`` (spiking K and V in the models), with
+    an additive ``mask`` broadcastable to ``[B, H, Lq, Lk]``. Returns the context
+    ``[T, B, H, Lq, d]`` and, when ``need_weights`` (or without ``sdpa``), the probabilities
+    ``[T, B, H, Lq, Lk]`` before dropout; with ``sdpa`` and no weights asked, the fused kernel
+    runs on ``[T*B, H, L, d]`` (same result, no ``[Lq, Lk]`` probabilities kept)."""
+    if need_weights or not sdpa:
+        scores = torch.matmul(q, k.transpose(-1, -2)) * scaling
+        if mask is not None:
+            scores = scores + mask
+        probs = F.softmax(scores, dim=-1)
+        return torch.matmul(dropout(probs), v), probs
+    T, B = q.shape[:2]
+    if mask is not None:
+        mask = mask.expand(T, B, *mask.shape[1:]).flatten(0, 1)
+    context = F.scaled_dot_product_attention(
+        q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), attn_mask=mask,
+        dropout_p=dropout.p if dropout.training else 0.0, scale=scaling)
+    return context.view(T, B, *context.shape[1:]), None
 
 
 class SpikeLinear(layer.Linear):

@@ -11,7 +11,8 @@ only (padding excluded on both attention axes). Layer map (uniform, as in TinyBE
 ``l = 1..N_s`` learns from teacher layer ``g(l) = ceil(l * N_t / N_s)``, embeddings from embeddings,
 so a 6-layer student of a 12-layer teacher uses teacher layers 2, 4, ..., 12. The hidden and
 attention terms need equal widths and head counts (no projection is learnt): set their weight to
-0 otherwise.
+0 otherwise. Encoder-decoders (:func:`seq2seq_distill_loss`, as DQ-BART): logits of the real target
+tokens; hidden states of both stacks; encoder, decoder and cross-attention maps.
 """
 from __future__ import annotations
 
@@ -49,16 +50,16 @@ def check_weights(weights: Dict[str, float], defaults: Dict[str, float] = DEFAUL
 
 def load_teacher(name: str, head: str, num_labels: Optional[int] = None) -> nn.Module:
     """The ANN teacher (folder or hub name) in eval mode, frozen, with eager attention so it
-    returns attention maps; ``head`` is ``mlm``, ``classification`` or ``causal``. A
+    returns attention maps; ``head`` is ``mlm``, ``classification``, ``causal`` or ``seq2seq``. A
     classification teacher must have ``num_labels`` outputs."""
     import transformers as tf
 
     autos = {"mlm": tf.AutoModelForMaskedLM, "classification": tf.AutoModelForSequenceClassification,
-             "causal": tf.AutoModelForCausalLM}
+             "causal": tf.AutoModelForCausalLM, "seq2seq": tf.AutoModelForSeq2SeqLM}
     if head not in autos:
         raise ValueError(f"head={head!r}; accepted: {', '.join(autos)}")
-    if head == "causal":
-        from .. import models  # noqa: F401 - registers BiSpikCLM with the Auto classes
+    if head in ("causal", "seq2seq"):
+        from .. import models  # noqa: F401 - registers our families with the Auto classes
     auto = autos[head]
     teacher = auto.from_pretrained(name, attn_implementation="eager")
     if head == "classification" and teacher.config.num_labels != num_labels:
@@ -90,38 +91,75 @@ def logit_kl(zs: torch.Tensor, zt: torch.Tensor, temperature: float) -> torch.Te
     return F.kl_div(log_ps, log_pt, log_target=True, reduction="batchmean") * tau ** 2
 
 
+def logit_term(zs: torch.Tensor, zt: torch.Tensor, logit_mask: Optional[torch.Tensor], temperature: float,
+               regression: bool = False) -> torch.Tensor:
+    """:func:`logit_kl` over the positions of ``logit_mask`` (all if None); ``MSE(z_s, z_t)`` for a
+    regression head."""
+    if logit_mask is not None:
+        zs, zt = zs[logit_mask], zt[logit_mask]
+    if regression:
+        return F.mse_loss(zs.float(), zt.float())
+    return logit_kl(zs, zt, temperature)
+
+
+def hidden_term(student_states, teacher_states, valid: torch.Tensor) -> torch.Tensor:
+    """``mean_l MSE(H_s[l], H_t[g(l)])`` over the real tokens ``valid`` ``[B, L]``, embeddings
+    (index 0) included."""
+    n_s, n_t = len(student_states) - 1, len(teacher_states) - 1
+    pairs = [(0, 0)] + list(zip(range(1, n_s + 1), layer_map(n_s, n_t)))
+    tok = valid[:, :, None]
+    return torch.stack([_masked_mse(student_states[s], teacher_states[t], tok) for s, t in pairs]).mean()
+
+
+def attention_term(student_maps, teacher_maps, valid_query: torch.Tensor,
+                   valid_key: torch.Tensor) -> torch.Tensor:
+    """``mean_l MSE(A_s[l], A_t[g(l)])`` over the pairs of real query and real key positions."""
+    if student_maps is None or teacher_maps is None:
+        raise ValueError("attention distillation needs attention maps from both models")
+    pair = valid_query[:, None, :, None] & valid_key[:, None, None, :]
+    mapping = layer_map(len(student_maps), len(teacher_maps))
+    return torch.stack([_masked_mse(student_maps[s - 1], teacher_maps[t - 1], pair)
+                        for s, t in zip(range(1, len(student_maps) + 1), mapping)]).mean()
+
+
 def distill_loss(student, teacher, attention_mask: torch.Tensor, weights: Dict[str, float],
                  temperature: float = 1.0, logit_mask: Optional[torch.Tensor] = None,
-                 regression: bool = False) -> Tuple[torch.Tensor, Dict[str, float]]:
+                 regression: bool = False) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """The weighted sum above (without the task term) and its parts (with gradients).
-    ``student`` / ``teacher``
-    are model outputs with ``logits``, ``hidden_states`` and ``attentions`` (as needed by the
-    non-zero weights); ``logit_mask`` ``[B, L]`` picks the positions of token-level logits."""
+    ``student`` / ``teacher`` are model outputs with ``logits``, ``hidden_states`` and
+    ``attentions`` (as needed by the non-zero weights); ``logit_mask`` ``[B, L]`` picks the
+    positions of token-level logits."""
     parts: Dict[str, torch.Tensor] = {}
-    zs, zt = student.logits, teacher.logits
+    valid = attention_mask.bool()
     if weights["logits"]:
-        if logit_mask is not None:
-            zs, zt = zs[logit_mask], zt[logit_mask]
-        if regression:
-            parts["logits"] = F.mse_loss(zs.float(), zt.float())
-        else:
-            parts["logits"] = logit_kl(zs, zt, temperature)
-    if weights["hidden"] or weights["attention"]:
-        n_s, n_t = len(student.hidden_states) - 1, len(teacher.hidden_states) - 1
-        mapping = layer_map(n_s, n_t)
-        valid = attention_mask.bool()
+        parts["logits"] = logit_term(student.logits, teacher.logits, logit_mask, temperature, regression)
     if weights["hidden"]:
-        tok = valid[:, :, None]
-        pairs = [(0, 0)] + list(zip(range(1, n_s + 1), mapping))
-        parts["hidden"] = torch.stack([_masked_mse(student.hidden_states[s], teacher.hidden_states[t], tok)
-                                       for s, t in pairs]).mean()
+        parts["hidden"] = hidden_term(student.hidden_states, teacher.hidden_states, valid)
     if weights["attention"]:
-        if student.attentions is None or teacher.attentions is None:
-            raise ValueError("attention distillation needs attention maps from both models")
-        pair = (valid[:, None, :, None] & valid[:, None, None, :])
+        parts["attention"] = attention_term(student.attentions, teacher.attentions, valid, valid)
+    return sum(weights[k] * v for k, v in parts.items()), parts
+
+
+def seq2seq_distill_loss(student, teacher, attention_mask: torch.Tensor, decoder_mask: torch.Tensor,
+                         weights: Dict[str, float],
+                         temperature: float = 1.0) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """:func:`distill_loss` for encoder-decoder outputs (``Seq2SeqLMOutput``), as in DQ-BART: the
+    KL term on the decoder logits of the real target tokens ``decoder_mask`` ``[B, L_t]``; the
+    hidden term averaged over the encoder (real source tokens, ``attention_mask``) and decoder
+    stacks; the attention term averaged over encoder self-, decoder self- and cross-attention maps."""
+    parts: Dict[str, torch.Tensor] = {}
+    src, tgt = attention_mask.bool(), decoder_mask.bool()
+    if weights["logits"]:
+        parts["logits"] = logit_term(student.logits, teacher.logits, tgt, temperature)
+    if weights["hidden"]:
+        parts["hidden"] = torch.stack([
+            hidden_term(student.encoder_hidden_states, teacher.encoder_hidden_states, src),
+            hidden_term(student.decoder_hidden_states, teacher.decoder_hidden_states, tgt)]).mean()
+    if weights["attention"]:
         parts["attention"] = torch.stack([
-            _masked_mse(student.attentions[s - 1], teacher.attentions[t - 1], pair)
-            for s, t in zip(range(1, n_s + 1), mapping)]).mean()
+            attention_term(student.encoder_attentions, teacher.encoder_attentions, src, src),
+            attention_term(student.decoder_attentions, teacher.decoder_attentions, tgt, tgt),
+            attention_term(student.cross_attentions, teacher.cross_attentions, tgt, src)]).mean()
     total = sum(weights[k] * v for k, v in parts.items())
     return total, parts
 
@@ -160,6 +198,10 @@ class Distiller:
     def terms(self, student, teacher, inputs: Dict[str, torch.Tensor],
               logit_mask: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
         """The distillation terms of non-zero weight (with gradients), by name."""
+        if getattr(student, "encoder_last_hidden_state", None) is not None:  # an encoder-decoder
+            target = logit_mask if logit_mask is not None else torch.ones_like(inputs["decoder_input_ids"])
+            return seq2seq_distill_loss(student, teacher, inputs["attention_mask"], target, self.weights,
+                                        self.temperature)[1]
         return distill_loss(student, teacher, inputs["attention_mask"], self.weights, self.temperature,
                             logit_mask, self.regression)[1]
 

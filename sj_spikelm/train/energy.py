@@ -12,13 +12,17 @@ def energy_per_sequence(model, collator, rows):
     the evaluation ``rows`` (a ``datasets.Dataset`` of model inputs, padded by ``collator``), or
     ``(None, reason)`` if the estimate fails. A Hugging Face BERT (the ANN) is counted as its
     SpikeLM twin with ``neuron='ann'``, ``T=1`` (``from_ann``): all MACs, which depend on shapes
-    and token counts only, not on the weights. A BiSpikCLM-family model is counted as itself."""
+    and token counts only, not on the weights. A BiSpikCLM-family model is counted as itself; a
+    spiking encoder-decoder on the rows' (source, target) pairs (``estimate_seq2seq_energy``)."""
     import sj_spikelm as sl
-    from sj_spikelm.energy import estimate_energy
+    from sj_spikelm.energy import estimate_energy, estimate_seq2seq_energy
     from sj_spikelm.models.bispikclm.modeling_bispikclm import BiSpikCLMPreTrainedModel
 
     try:
         device = next(model.parameters()).device
+        if isinstance(model, sl.SpikeLMForConditionalGeneration):  # the target counts: keep labels
+            batch = {k: v.to(device) for k, v in collator(list(rows)).items()}
+            return float(estimate_seq2seq_energy(model, batch).total_mj), None
         batch = collator([{k: v for k, v in row.items() if k != "labels"} for row in rows])
         batch = {k: v.to(device) for k, v in batch.items()}
         if not isinstance(model, (sl.SpikeLMPreTrainedModel, BiSpikCLMPreTrainedModel)):

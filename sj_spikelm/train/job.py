@@ -149,9 +149,10 @@ def finished_metrics(spec: JobSpec, trainer: SpikingTrainer, model, config: Dict
 
 def train_and_report(spec: JobSpec, args: SpikingTrainingArguments, arguments: Sequence[Any], model, *,
                      run_dir: Path, train_dataset, eval_dataset, data_collator=None, processing_class=None,
-                     compute_metrics=None, distiller=None, energy=None) -> Optional[Dict[str, Any]]:
-    """Train ``model`` with :class:`SpikingTrainer` in ``run_dir`` and write ``metrics.json``
-    (main process). Returns the metrics, or None when the invocation ended early
+                     compute_metrics=None, distiller=None, energy=None,
+                     trainer_class=SpikingTrainer) -> Optional[Dict[str, Any]]:
+    """Train ``model`` with ``trainer_class`` (a :class:`SpikingTrainer`) in ``run_dir`` and write
+    ``metrics.json`` (main process). Returns the metrics, or None when the invocation ended early
     (``stop_after``: a checkpoint is left to resume from)."""
     config = flat_config(arguments)
     existing = rd.read_metrics(run_dir) if args.process_index == 0 else None
@@ -164,7 +165,7 @@ def train_and_report(spec: JobSpec, args: SpikingTrainingArguments, arguments: S
         write_config(run_dir, config, resuming=checkpoint is not None)
     tensorboard = "tensorboard" in args.report_to
     args.report_to = [r for r in args.report_to if r != "tensorboard"]  # ours purges on resume
-    trainer = SpikingTrainer(
+    trainer = trainer_class(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
         data_collator=data_collator, processing_class=processing_class, compute_metrics=compute_metrics,
         distiller=distiller, best_model_dir=run_dir / "best" if args.save_best else None,

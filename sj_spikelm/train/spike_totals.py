@@ -64,7 +64,10 @@ class SpikeTotals:
 
 def layer_of(name: str) -> str:
     """The layer a neuron belongs to, from its module name: ``"...layer.3.attention.q"`` ->
-    ``"3"``; a neuron outside the numbered layers gets its parent module's name
-    (``"bert.embeddings.neuron"`` -> ``"bert.embeddings"``)."""
-    match = re.search(r"(?:^|\.)(?:layers?|blocks?|h)\.(\d+)(?:\.|$)", name)
-    return match.group(1) if match else (name.rsplit(".", 1)[0] if "." in name else name)
+    ``"3"``, a decoder's ``"model.decoder.layers.3.fc1.neuron"`` -> ``"decoder.3"``; a neuron
+    outside the numbered layers gets its parent module's name (``"bert.embeddings.neuron"`` ->
+    ``"bert.embeddings"``)."""
+    match = re.search(r"(?:^|\.)(decoder\.)?(?:layers?|blocks?|h)\.(\d+)(?:\.|$)", name)
+    if match:
+        return (match.group(1) or "") + match.group(2)
+    return name.rsplit(".", 1)[0] if "." in name else name

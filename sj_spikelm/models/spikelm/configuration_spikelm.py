@@ -6,13 +6,12 @@ from typing import Optional, Union
 from torch import nn
 from transformers import BertConfig
 
-import neuron_zoo
-from neuron_zoo.validation import check_bool, check_positive_int
+from neuron_zoo.validation import check_bool
 
-from ..spiking import build_model_neuron, check_neuron_spec
+from ..spiking import SpikingConfigMixin
 
 
-class SpikeLMConfig(BertConfig):
+class SpikeLMConfig(SpikingConfigMixin, BertConfig):
     r"""Configuration of the SpikeLM encoder: every ``BertConfig`` field with BERT-base's
     defaults, plus
 
@@ -41,12 +40,8 @@ class SpikeLMConfig(BertConfig):
     calibration_counts_padding: bool = False
 
     def __post_init__(self, **kwargs):
-        self.T = check_positive_int("T", self.T)
-        for name in ("spike_attention_kv", "calibration_counts_padding"):
-            check_bool(name, getattr(self, name))
-        self.neuron = check_neuron_spec("neuron", self.neuron, self.T)
-        if self.kv_neuron is not None:
-            self.kv_neuron = check_neuron_spec("kv_neuron", self.kv_neuron, self.T)
+        self.check_spiking_fields()
+        check_bool("calibration_counts_padding", self.calibration_counts_padding)
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size={self.hidden_size} is not a multiple of "
                              f"num_attention_heads={self.num_attention_heads}")
@@ -54,16 +49,3 @@ class SpikeLMConfig(BertConfig):
             raise ValueError("SpikeLM is a bidirectional encoder: is_decoder and add_cross_attention "
                              "must be False")
         super().__post_init__(**kwargs)
-
-    def build_neuron(self) -> nn.Module:
-        """A fresh ``neuron`` (the one in front of every linear layer)."""
-        return build_model_neuron(self.neuron, self.T)
-
-    def build_kv_neuron(self) -> nn.Module:
-        """A fresh key/value neuron: ``kv_neuron``, else the memoryless form of ``neuron``
-        (``neuron_zoo.build_memoryless``); the identity when ``spike_attention_kv`` is False."""
-        if not self.spike_attention_kv:
-            return neuron_zoo.ANNNode()
-        if self.kv_neuron is not None:
-            return build_model_neuron(self.kv_neuron, self.T)
-        return neuron_zoo.build_memoryless(self.neuron, self.T)

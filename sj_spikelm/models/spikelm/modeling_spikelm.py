@@ -38,7 +38,7 @@ from transformers.models.bert.modeling_bert import (
 
 import neuron_zoo
 
-from ..spiking import SpikeLinear, SpikingPreTrainedModel
+from ..spiking import SpikeLinear, SpikingPreTrainedModel, attend
 from .configuration_spikelm import SpikeLMConfig
 
 
@@ -67,20 +67,8 @@ class SpikeLMSelfAttention(nn.Module):
         q = heads(self.query(x))
         k = heads(self.key_neuron(self.key(x)))
         v = heads(self.value_neuron(self.value(x)))
-        if need_weights or self.config._attn_implementation != "sdpa":
-            scores = torch.matmul(q, k.transpose(-1, -2)) * self.scaling
-            if mask is not None:
-                scores = scores + mask
-            probs = F.softmax(scores, dim=-1)
-            context = torch.matmul(self.dropout(probs), v)
-        else:  # fused kernel on [T*B, H, L, d]; same result, no [L, L] probabilities kept
-            probs = None
-            if mask is not None:
-                mask = mask.expand(T, *mask.shape).flatten(0, 1)
-            context = F.scaled_dot_product_attention(
-                q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), attn_mask=mask,
-                dropout_p=self.dropout.p if self.training else 0.0, scale=self.scaling,
-            ).view(T, B, self.num_heads, L, self.head_size)
+        context, probs = attend(q, k, v, mask, self.dropout, self.scaling, need_weights,
+                                self.config._attn_implementation == "sdpa")
         return context.transpose(2, 3).reshape(T, B, L, D), probs
 
 

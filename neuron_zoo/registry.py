@@ -12,6 +12,7 @@ from torch import nn
 from .ann import ANNNode
 from .elastic_bi import ElasticBiNode
 from .fixed_amplitude import STELIFNode, TernaryFixedNode
+from .gif import GIFNode
 from .spikingjelly_nodes import PSN, LIFNode
 
 
@@ -187,3 +188,4 @@ register_neuron("ternary_fixed", TernaryFixedNode)
 register_neuron("lif", LIFNode)
 register_neuron("psn", PSN)
 register_neuron("ann", ANNNode)
+register_neuron("gif", GIFNode)

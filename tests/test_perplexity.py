@@ -6,7 +6,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from sj_spikelm.data.paths import data_root
-from sj_spikelm.data.wikitext import wikitext2_ids, wikitext2_text
+from sj_spikelm.data.wikitext import random_windows, wikitext2_ids, wikitext2_text
 from sj_spikelm.perplexity import perplexity, windows
 
 
@@ -74,3 +74,13 @@ def test_real_wikitext2_test_split():
         pytest.skip("../shared/data/wikitext-2/test.txt is not here (set $SJ_SPIKELM_DATA)")
     text = wikitext2_text("test")
     assert text.count("\n\n") >= 4358 - 1 and " = Robert <unk> = " in text
+
+
+def test_random_windows_are_seeded_slices():
+    ids = torch.arange(100)
+    a = random_windows(ids, 4, 10, seed=3)
+    assert a.shape == (4, 10) and torch.equal(a, random_windows(ids, 4, 10, seed=3))
+    assert torch.equal(a - a[:, :1], torch.arange(10).expand(4, 10))  # contiguous slices
+    assert int(a.max()) < 100
+    with pytest.raises(ValueError, match="too few for windows of seq_len=100"):
+        random_windows(ids, 1, 100)

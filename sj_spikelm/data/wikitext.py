@@ -27,3 +27,14 @@ def wikitext2_ids(tokenizer, split: str = "test", path: Optional[Union[str, Path
     """1-D int64 token ids of :func:`wikitext2_text` (no BOS/EOS added)."""
     ids = tokenizer(wikitext2_text(split, path), add_special_tokens=False)["input_ids"]
     return torch.as_tensor(ids, dtype=torch.long)
+
+
+def random_windows(ids: torch.Tensor, n: int, seq_len: int, seed: int = 0) -> torch.Tensor:
+    """``[n, seq_len]`` windows of the stream ``ids`` at random starts (GPTQ's calibration
+    sampling: start uniform in ``[0, len(ids) - seq_len)``, a ``torch.Generator`` seeded with
+    ``seed``)."""
+    if len(ids) <= seq_len:
+        raise ValueError(f"the stream has {len(ids)} tokens: too few for windows of seq_len={seq_len}")
+    g = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, len(ids) - seq_len, (n,), generator=g)
+    return torch.stack([ids[s: s + seq_len] for s in starts.tolist()])

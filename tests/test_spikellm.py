@@ -86,6 +86,7 @@ def test_spikify_tiny_llama():
     model = spikify(tiny_llama(), None, SpikifyConfig(levels=2 ** 16, steps=1))
     assert sum(isinstance(m, GIFLinear) for m in model.modules()) == 14
     assert isinstance(model.lm_head, nn.Linear) and not isinstance(model.lm_head, GIFLinear)
+    assert spiking_summary(model) == {"gif_linears": 14, "average_steps": 1.0, "average_bits": 16.0}
     assert torch.allclose(model(input_ids=ids).logits, reference, atol=2e-3)
     coarse = spikify(tiny_llama(), None, SpikifyConfig(levels=4, steps=1))
     assert not torch.allclose(coarse(input_ids=ids).logits, reference, atol=2e-3)
@@ -104,6 +105,7 @@ def test_spikify_with_obs_spike_and_fake_paths_agree():
         assert model.model.layers[1].mlp.down_proj.channel_steps.sum().item() == 64 + 7
         summary = spiking_summary(model)
         assert summary["gif_linears"] == 14 and 1.1 < summary["average_steps"] < 1.13
+        assert summary["average_bits"] == pytest.approx(2 * summary["average_steps"])  # log2(4) bits a step
         ppl[path] = perplexity(model, stream, seq_len=16)["perplexity"]
     assert math.isclose(ppl["spike"], ppl["fake"], rel_tol=1e-5)
 

@@ -135,9 +135,14 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
 
 
 def spiking_summary(model: nn.Module) -> Dict[str, float]:
-    """Average steps per input channel over every :class:`GIFLinear` (weighted by channels and
-    output features: the share of the matrix-product work), and the layer count."""
+    """Over every :class:`GIFLinear`, weighted by ``in_features * out_features`` (each layer's
+    share of the matrix-product work): the average steps per input channel and the average spike
+    train length in bits, ``steps * log2(L)`` (``log2 L`` bits per step); and the layer count."""
     layers = [m for m in model.modules() if isinstance(m, GIFLinear)]
     work = sum(m.in_features * m.out_features for m in layers)
-    steps = sum(m.average_steps * m.in_features * m.out_features for m in layers)
-    return {"gif_linears": len(layers), "average_steps": steps / work if work else 0.0}
+
+    def average(value):
+        return sum(value(m) * m.in_features * m.out_features for m in layers) / work if work else 0.0
+
+    return {"gif_linears": len(layers), "average_steps": average(lambda m: m.average_steps),
+            "average_bits": average(lambda m: m.average_steps * math.log2(m.levels))}

@@ -42,6 +42,8 @@ def test_spike_path_equals_quantizer_path_and_level_count():
         spike = GIFLinear(lin, levels, steps, "spike")(x)
         fake = GIFLinear(lin, levels, steps, "fake")(x)
         assert torch.allclose(spike, fake, atol=1e-5, rtol=1e-5)
+    one_step = [GIFLinear(lin, 16, 1, path)(x) for path in ("spike", "fake")]
+    assert torch.equal(*one_step)  # the same expression on the same codes: bit-identical
     # T (L - 1) + 1 = 16 levels either way: 5 steps of 4 levels == 1 step of 16 levels
     assert torch.allclose(GIFLinear(lin, 4, 5)(x), GIFLinear(lin, 16, 1)(x), atol=1e-5)
     assert not torch.allclose(GIFLinear(lin, 4, 4)(x), GIFLinear(lin, 16, 1)(x), atol=1e-3)

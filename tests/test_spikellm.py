@@ -51,22 +51,32 @@ def test_spike_path_equals_quantizer_path_and_level_count():
     assert torch.allclose(GIFLinear(lin, 2 ** 16, 1)(x), lin(x), atol=1e-3)
 
 
-def test_salient_channel_with_more_steps_gets_a_finer_step():
-    lin = nn.Linear(3, 3, bias=False)
+def test_salient_channels_get_their_own_range_and_more_steps():
+    lin = nn.Linear(4, 4, bias=False)
     with torch.no_grad():
-        lin.weight.copy_(torch.eye(3))
-    x = torch.tensor([[0.0, 1.0, 3.0]])  # lo = 0, Delta = 3 with L = 2, T = 1
+        lin.weight.copy_(torch.eye(4))
+    x = torch.tensor([[0.0, 1.0, 3.0, 10.0]])
     for path in ("spike", "fake"):
         layer = GIFLinear(lin, levels=2, steps=1, path=path)
-        assert layer(x).tolist() == [[0.0, 0.0, 3.0]]  # u = 1/3 rounds to 0
-        layer.set_channel_steps(torch.tensor([1, 3, 1]))  # channel 1: step 3 / 3 = 1
-        assert torch.allclose(layer(x), torch.tensor([[0.0, 1.0, 3.0]]))
-        assert layer.average_steps == pytest.approx(5 / 3)
-    x = torch.randn(4, 3)
+        assert layer(x).tolist() == [[0.0, 0.0, 0.0, 10.0]]  # one range [0, 10], Delta = 10
+        layer.set_channel_steps(torch.tensor([1, 3, 1, 3]))
+        # group {0, 2}: [0, 3], 1 step, Delta = 3; group {1, 3}: [1, 10], 3 steps, Delta = 9 / 3
+        assert torch.allclose(layer(x), x)
+        assert layer.average_steps == 2.0
+    torch.manual_seed(0)
+    lin, x = nn.Linear(6, 3), 4 * torch.randn(5, 6)
     spike, fake = GIFLinear(lin, 3, 2, "spike"), GIFLinear(lin, 3, 2, "fake")
     for layer in (spike, fake):
-        layer.set_channel_steps(torch.tensor([2, 6, 3]))
-    assert torch.allclose(spike(x), fake(x), atol=1e-6)
+        layer.set_channel_steps(torch.tensor([2, 6, 3, 2, 2, 6]))
+    assert torch.allclose(spike(x), fake(x), atol=1e-5)
+    x_hat = torch.empty_like(x)
+    for idx, steps in [([0, 3, 4], 2), ([2], 3), ([1, 5], 6)]:  # T_g (L - 1) codes per group
+        xg = x[:, idx]
+        lo, hi = xg.amin(-1, keepdim=True), xg.amax(-1, keepdim=True)
+        delta = (hi - lo).clamp_min(1e-8) / (2 * steps)
+        x_hat[:, idx] = lo + delta * torch.floor((xg - lo) / delta + 0.5)
+    assert torch.allclose(spike(x), lin(x_hat), atol=1e-5)
+    assert not torch.allclose(spike(x), lin(x), atol=1e-2)
 
 
 def test_saliency_formula_and_outlier_channels():

@@ -11,8 +11,9 @@ metric), over the calibration tokens ``X`` (``N x C``)::
 
 computed per calibration batch from forward hooks (``O(C)`` memory per layer, no ``C x C``
 matrix). The top ``ceil(salient_fraction * C)`` channels get ``salient_steps`` steps, the others
-``steps``: SpikeLLM's "t2" is ``steps=1, salient_fraction=0.1, salient_steps=2`` (1.1 average
-steps), "t4" is ``0.05`` at ``4`` (1.15).
+``steps``, and each of the two groups is quantized per token over its own range
+(:class:`~.gif_linear.GIFLinear`): SpikeLLM's "t2" is ``steps=1, salient_fraction=0.1,
+salient_steps=2`` (1.1 average steps), "t4" is ``0.05`` at ``4`` (1.15).
 """
 from __future__ import annotations
 

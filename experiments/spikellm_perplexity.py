@@ -23,7 +23,7 @@ import torch
 
 from sj_spikelm.causal_lm import SMOLLM2, load_causal_lm
 from sj_spikelm.data.wikitext import random_windows, wikitext2_ids
-from sj_spikelm.models.spikellm import SpikifyConfig, spikify, spiking_summary
+from sj_spikelm.models.spikellm import SpikifyConfig, obs_saliency, spikify, spiking_summary
 from sj_spikelm.perplexity import perplexity
 
 OBS = {"t2": (0.10, 2), "t4": (0.05, 4)}
@@ -62,6 +62,7 @@ def main(argv=None):
     if any(c is not None and c.salient_fraction > 0 for c in configs.values()):
         calibration = random_windows(wikitext2_ids(tokenizer, "train"), args.calib_windows, args.calib_len,
                                      args.seed)
+    saliency = None if calibration is None else obs_saliency(model, calibration)
     results = []
     for name, config in configs.items():
         start = time.time()
@@ -69,7 +70,7 @@ def main(argv=None):
             row = {"setting": "fp", "average_steps": None, "code_levels": None}
             evaluated = model
         else:
-            evaluated = spikify(copy.deepcopy(model), calibration, config)
+            evaluated = spikify(copy.deepcopy(model), calibration, config, saliency)
             row = {"setting": name, **spiking_summary(evaluated), **{k: v for k, v in vars(config).items()},
                    "code_levels": config.steps * (config.levels - 1) + 1}
         row.update(perplexity(evaluated, ids, args.seq_len, args.max_windows))

@@ -7,7 +7,14 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from sj_spikelm.models.spikellm import GIFLinear, SpikifyConfig, channel_saliency, spikify, spiking_summary
+from sj_spikelm.models.spikellm import (
+    GIFLinear,
+    SpikifyConfig,
+    channel_saliency,
+    obs_saliency,
+    spikify,
+    spiking_summary,
+)
 from sj_spikelm.models.spikellm.spikify import salient_steps
 from sj_spikelm.perplexity import perplexity
 
@@ -120,6 +127,10 @@ def test_spikify_with_obs_spike_and_fake_paths_agree():
         assert summary["average_bits"] == pytest.approx(2 * summary["average_steps"])  # log2(4) bits a step
         ppl[path] = perplexity(model, stream, seq_len=16)["perplexity"]
     assert math.isclose(ppl["spike"], ppl["fake"], rel_tol=1e-5)
+    saliency = obs_saliency(tiny_llama(), calibration)
+    config = SpikifyConfig(levels=4, path="fake", salient_fraction=0.1, salient_steps=2)
+    again = spikify(tiny_llama(), None, config, saliency)
+    assert perplexity(again, stream, seq_len=16)["perplexity"] == ppl["fake"]
 
 
 def test_errors():
@@ -127,6 +138,8 @@ def test_errors():
         spikify(nn.Module(), None, SpikifyConfig())
     with pytest.raises(ValueError, match="needs calibration_data"):
         spikify(tiny_llama(), None, SpikifyConfig(salient_fraction=0.1, salient_steps=2))
+    with pytest.raises(ValueError, match="one entry per decoder projection"):
+        spikify(tiny_llama(), None, SpikifyConfig(salient_fraction=0.1, salient_steps=2), {"x": None})
     with pytest.raises(ValueError, match="levels=1 is out of range"):
         SpikifyConfig(levels=1)
     with pytest.raises(ValueError, match="path='real' is not accepted"):

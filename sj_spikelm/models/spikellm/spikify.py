@@ -115,17 +115,22 @@ def salient_steps(saliency: torch.Tensor, config: SpikifyConfig) -> torch.Tensor
     return steps
 
 
-def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: SpikifyConfig) -> nn.Module:
+def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: SpikifyConfig,
+            saliency: Optional[Dict[str, torch.Tensor]] = None) -> nn.Module:
     """Replace, in place, every decoder projection of ``model`` by a :class:`GIFLinear` driven by
     per-token GIF spike trains; with ``config.salient_fraction > 0``, OBS saliency from
-    ``calibration_data`` (``[n, seq_len]`` token ids, needed then) sets per-channel steps.
-    Returns ``model``."""
+    ``calibration_data`` (``[n, seq_len]`` token ids), or ``saliency`` given (:func:`obs_saliency`
+    of the same float model, to convert it several times), sets per-channel steps. Returns
+    ``model``."""
     linears = decoder_linears(model)
-    saliency = None
-    if config.salient_fraction > 0:
+    if config.salient_fraction > 0 and saliency is None:
         if calibration_data is None:
             raise ValueError("salient_fraction > 0 (OBS) needs calibration_data ([n, seq_len] token ids)")
         saliency = obs_saliency(model, calibration_data)
+    if config.salient_fraction == 0:
+        saliency = None
+    elif set(saliency) != set(linears):
+        raise ValueError("saliency must hold one entry per decoder projection (obs_saliency of this model)")
     for name, linear in linears.items():
         parent_name, _, child = name.rpartition(".")
         spiking = GIFLinear(linear, config.levels, config.steps, config.path)

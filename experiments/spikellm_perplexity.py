@@ -6,6 +6,7 @@ the data tokenised once; each setting spikes a fresh copy).
 A setting is ``LxT`` (``L`` levels per spike, ``T`` steps: ``T (L - 1) + 1`` levels per token),
 optionally ``:t2`` (OBS: 10% of each layer's input channels at 2 steps) or ``:t4`` (5% at 4), and
 ``@fake`` for the quantizer path instead of the executed spikes; ``fp`` is the float model.
+``--saliency random`` ranks channels at random instead of by OBS saliency (an ablation).
 
     nice -n 10 env OMP_NUM_THREADS=1 python -m experiments.spikellm_perplexity \\
         --settings fp 16x1 4x5 16x1@fake --seq-len 1024 --max-windows 4 --out results/spikellm.json
@@ -52,6 +53,8 @@ def main(argv=None):
     parser.add_argument("--calib-windows", type=int, default=8, help="WikiText-2 train windows for OBS")
     parser.add_argument("--calib-len", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--saliency", choices=("obs", "random"), default="obs",
+                        help="channel ranking for :t2/:t4: OBS saliency, or random (ablation, --seed)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     configs = {s: parse_setting(s) for s in args.settings}
@@ -63,6 +66,9 @@ def main(argv=None):
         calibration = random_windows(wikitext2_ids(tokenizer, "train"), args.calib_windows, args.calib_len,
                                      args.seed)
     saliency = None if calibration is None else obs_saliency(model, calibration)
+    if saliency is not None and args.saliency == "random":
+        g = torch.Generator().manual_seed(args.seed)
+        saliency = {name: torch.rand(len(v), generator=g) for name, v in saliency.items()}
     results = []
     for name, config in configs.items():
         start = time.time()
@@ -79,6 +85,7 @@ def main(argv=None):
         print(json.dumps(row), flush=True)
         del evaluated
     out = {"model": args.model, "gguf_file": args.gguf_file, "stream_tokens": len(ids),
+           "saliency": args.saliency,
            "calibration": None if calibration is None else
            {"windows": args.calib_windows, "seq_len": args.calib_len, "seed": args.seed, "split": "train"},
            "results": results}

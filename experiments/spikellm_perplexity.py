@@ -55,11 +55,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--saliency", choices=("obs", "random"), default="obs",
                         help="channel ranking for :t2/:t4: OBS saliency, or random (ablation, --seed)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     configs = {s: parse_setting(s) for s in args.settings}
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    model, tokenizer = load_causal_lm(args.model, args.gguf_file or None)
+    model, tokenizer = load_causal_lm(args.model, args.gguf_file or None, getattr(torch, args.dtype))
     ids = wikitext2_ids(tokenizer, "test")
     calibration = None
     if any(c is not None and c.salient_fraction > 0 for c in configs.values()):
@@ -85,7 +86,7 @@ def main(argv=None):
         print(json.dumps(row), flush=True)
         del evaluated
     out = {"model": args.model, "gguf_file": args.gguf_file, "stream_tokens": len(ids),
-           "saliency": args.saliency,
+           "saliency": args.saliency, "dtype": args.dtype,
            "calibration": None if calibration is None else
            {"windows": args.calib_windows, "seq_len": args.calib_len, "seed": args.seed, "split": "train"},
            "results": results}

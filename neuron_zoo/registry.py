@@ -12,6 +12,7 @@ from torch import nn
 from .ann import ANNNode
 from .elastic_bi import ElasticBiNode
 from .fixed_amplitude import STELIFNode, TernaryFixedNode
+from .gif import GIFNode
 from .soft_lif import SoftResetLIFNode
 from .spikingjelly_nodes import PSN, LIFNode
 
@@ -189,3 +190,4 @@ register_neuron("lif", LIFNode)
 register_neuron("psn", PSN)
 register_neuron("ann", ANNNode)
 register_neuron("soft_lif", SoftResetLIFNode)
+register_neuron("gif", GIFNode)

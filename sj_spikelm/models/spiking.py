@@ -8,7 +8,7 @@ neuron is any zoo neuron named by a spec string (``"elastic_bi(k=2)"``, ``"ste_l
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from spikingjelly.activation_based import layer
@@ -20,11 +20,14 @@ import neuron_zoo
 NeuronSpec = Union[str, nn.Module]
 
 
-def build_model_neuron(spec: NeuronSpec, T: int, **overrides) -> nn.Module:
-    """A fresh zoo neuron from ``spec`` for a model that runs ``T`` time steps (``T`` is passed
-    to neurons that take it: per-step state is then sized at construction)."""
+def build_model_neuron(spec: NeuronSpec, T: int, channels: Optional[int] = None, **overrides) -> nn.Module:
+    """A fresh zoo neuron from ``spec`` for a model that runs ``T`` time steps, in front of an
+    input of width ``channels`` (each is passed to neurons that take it: per-step and
+    per-channel state is then sized at construction)."""
     if neuron_zoo.accepts_argument(spec, "T"):
         overrides.setdefault("T", T)
+    if channels is not None and neuron_zoo.accepts_argument(spec, "channels"):
+        overrides["channels"] = channels
     return neuron_zoo.build_neuron(spec, **overrides)
 
 
@@ -42,7 +45,9 @@ def check_neuron_spec(name: str, spec: NeuronSpec, T: int) -> str:
         raise ValueError(f"{name}={spec!r}: leave out step_mode; models run every neuron in multi-step mode")
     if arguments.get("T", T) != T:
         raise ValueError(f"{name}={spec!r} sets T={arguments['T']} but the config has T={T}")
-    build_model_neuron(spec, T)  # raises ValueError naming a bad name or argument
+    if "channels" in arguments:
+        raise ValueError(f"{name}={spec!r}: leave out channels; the model sets each layer's input width")
+    build_model_neuron(spec, T, channels=1)  # raises ValueError naming a bad name or argument
     return spec
 
 

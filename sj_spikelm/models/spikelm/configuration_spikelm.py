@@ -55,15 +55,16 @@ class SpikeLMConfig(BertConfig):
                              "must be False")
         super().__post_init__(**kwargs)
 
-    def build_neuron(self) -> nn.Module:
-        """A fresh ``neuron`` (the one in front of every linear layer)."""
-        return build_model_neuron(self.neuron, self.T)
+    def build_neuron(self, channels: Optional[int] = None) -> nn.Module:
+        """A fresh ``neuron`` (the one in front of every linear layer) for an input of width
+        ``channels`` (needed by per-channel neurons, e.g. ``elastic_bi(amplitude='channel')``)."""
+        return build_model_neuron(self.neuron, self.T, channels)
 
-    def build_kv_neuron(self) -> nn.Module:
+    def build_kv_neuron(self, channels: Optional[int] = None) -> nn.Module:
         """A fresh key/value neuron: ``kv_neuron``, else the memoryless form of ``neuron``
         (``neuron_zoo.build_memoryless``); the identity when ``spike_attention_kv`` is False."""
         if not self.spike_attention_kv:
             return neuron_zoo.ANNNode()
         if self.kv_neuron is not None:
-            return build_model_neuron(self.kv_neuron, self.T)
-        return neuron_zoo.build_memoryless(self.neuron, self.T)
+            return build_model_neuron(self.kv_neuron, self.T, channels)
+        return neuron_zoo.build_memoryless(self.neuron, self.T, channels)

@@ -6,7 +6,10 @@ batch would) of the first ``--calib`` STS-B dev pairs, then the per-layer cosine
 ANN's and the spiking model's hidden states (:func:`sj_spikelm.fidelity.hidden_state_cosines`)
 is measured on the next ``--measure`` pairs. ``--identity`` adds, per spec, one run per neuron
 position class with that class replaced by the identity (calibrated the same way), and
-``--stats`` the per-neuron input statistics of the first spec at the first ``T``. No training.
+``--stats`` the per-neuron input statistics of the first spec at the first ``T``, and
+``--linear`` the cosine of each linear layer's output in isolation
+(:func:`sj_spikelm.fidelity.linear_output_cosines`, the ANN's input to that layer spiked by a
+neuron calibrated on it) for every spec and ``T``. No training.
 
     OMP_NUM_THREADS=1 python -m experiments.conversion_fidelity --T 1 4 --identity --stats \\
         --out results/conversion_fidelity
@@ -23,7 +26,13 @@ from transformers import AutoTokenizer
 
 from sj_spikelm.data.glue import load_glue
 from sj_spikelm.data.paths import resolve_location
-from sj_spikelm.fidelity import POSITION_CLASSES, hidden_state_cosines, identity_neurons, neuron_input_stats
+from sj_spikelm.fidelity import (
+    POSITION_CLASSES,
+    hidden_state_cosines,
+    identity_neurons,
+    linear_output_cosines,
+    neuron_input_stats,
+)
 from sj_spikelm.models.spikelm import SpikeLMModel, from_ann
 
 
@@ -46,13 +55,17 @@ def convert(ann: str, neuron: str, T: int, calib_batch, seed: int) -> SpikeLMMod
     return model.calibrate(**calib_batch).eval()
 
 
-def run(ann: str, neurons: Sequence[str], steps: Sequence[int], identity: bool, stats: bool, calib_batch,
-        measure_batch, seed: int) -> Dict:
+def run(ann: str, neurons: Sequence[str], steps: Sequence[int], identity: bool, stats: bool, linear: bool,
+        calib_batch, measure_batch, seed: int) -> Dict:
     reference = from_ann(ann, neuron="ann", T=1, model_class=SpikeLMModel).eval()
     rows: List[Dict] = []
     result: Dict = {"rows": rows}
     for neuron in neurons:
         for T in steps:
+            if linear:
+                result.setdefault("linear", []).append(dict(
+                    neuron=neuron, T=T, cosines=linear_output_cosines(reference, calib_batch, measure_batch,
+                                                                      neuron, T)))
             model = convert(ann, neuron, T, calib_batch, seed)
             rows.append(dict(neuron=neuron, T=T, identity=None,
                              cosines=hidden_state_cosines(reference, model, measure_batch)))
@@ -76,6 +89,14 @@ def markdown(result: Dict) -> str:
     for r in result["rows"]:
         lines.append(f"| `{r['neuron']}` | {r['T']} | {r['identity'] or '-'} | "
                      + " | ".join(f"{c:.3f}" for c in r["cosines"]) + " |")
+    if "linear" in result:
+        columns = result["linear"]
+        lines += ["", "Each linear layer in isolation: cos(W x, W mean_t SN(x)[t]) on the ANN's input x", "",
+                  "| linear | " + " | ".join(f"`{c['neuron']}` T={c['T']}" for c in columns) + " |",
+                  "|---|" + "---:|" * len(columns)]
+        for name in columns[0]["cosines"]:
+            lines.append(f"| {name.replace('encoder.layer.', 'L')} | "
+                         + " | ".join(f"{c['cosines'][name]:.3f}" for c in columns) + " |")
     if "stats" in result:
         s = result["stats"]
         lines += ["", f"Neuron inputs (`{s['neuron']}`, T={s['T']}; real tokens, all steps)", "",
@@ -105,13 +126,15 @@ def main(argv=None) -> None:
                         help="also each position class as the identity")
     parser.add_argument("--stats", action="store_true",
                         help="per-neuron input statistics (first spec, first T)")
+    parser.add_argument("--linear", action="store_true",
+                        help="also each linear layer's output cosine in isolation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="folder for fidelity.md / fidelity.json")
     args = parser.parse_args(argv)
     ann = resolve_location(args.ann)
     tokenizer = AutoTokenizer.from_pretrained(ann)
     calib, measure = stsb_batches(tokenizer, args.data_dir, args.calib, args.measure, args.max_length)
-    result = run(ann, args.neuron, args.T, args.identity, args.stats, calib, measure, args.seed)
+    result = run(ann, args.neuron, args.T, args.identity, args.stats, args.linear, calib, measure, args.seed)
     text = markdown(result)
     print(text)
     if args.out:

@@ -10,6 +10,9 @@ the same batch, and what the inputs of its neurons look like.
 * :func:`neuron_input_stats` -- per neuron, over the real tokens of all steps: ``mean|x|``
   of each input channel ``c`` (``mu_c``), the ratio of the largest ``mu_c`` to the median one,
   ``max|x| / mean|x|`` of the whole input and the channels with the largest ``mu_c``.
+* :func:`linear_output_cosines` -- one linear layer at a time, in isolation: the ANN's input
+  ``x`` of each linear layer, spiked by a fresh neuron calibrated on that layer's input of a
+  calibration batch, ``cos(W x, W mean_t SN(x)[t])`` per real token, averaged.
 * :func:`neuron_positions` / :func:`identity_neurons` -- the neurons of a SpikeLM layer by
   position class (``qkv_in``, ``kv``, ``attn_out``, ``ffn_in``, ``ffn_out``), and replacing a
   class by the identity, to see which positions cost the most fidelity.
@@ -25,7 +28,7 @@ from torch import nn
 
 import neuron_zoo
 
-from .models.spiking import forward_in_mode
+from .models.spiking import NeuronSpec, SpikeLinear, build_model_neuron, forward_in_mode
 
 POSITION_CLASSES = {
     "qkv_in": ("attention.self.query.neuron", "attention.self.key.neuron", "attention.self.value.neuron"),
@@ -125,3 +128,46 @@ def neuron_input_stats(model: nn.Module, inputs: Mapping[str, torch.Tensor], top
             top_channels=[(int(i), float(v)) for i, v in zip(index, values)],
             firing_rate=None if rate is None else float(rate))
     return stats
+
+
+@torch.no_grad()
+def _linear_inputs(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """``{name: [tokens, in_features]}``: the input of every :class:`SpikeLinear`'s neuron at step 0,
+    on the real tokens, from one eval-mode forward."""
+    valid = _valid(inputs)
+    captured: Dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def capture(module, args):
+            captured[name] = args[0][0][valid].detach().float()
+        return capture
+
+    handles = [m.neuron.register_forward_pre_hook(hook(name)) for name, m in model.named_modules()
+               if isinstance(m, SpikeLinear)]
+    try:
+        forward_in_mode(model, False, **inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return captured
+
+
+@torch.no_grad()
+def linear_output_cosines(reference: nn.Module, calib_inputs: Mapping[str, torch.Tensor],
+                          inputs: Mapping[str, torch.Tensor], neuron: NeuronSpec, T: int) -> Dict[str, float]:
+    """Per linear layer of ``reference`` (the ANN twin, ``neuron='ann'``), in isolation: its input
+    ``x`` is repeated over ``T`` steps and spiked by a fresh ``neuron`` (built for the layer's
+    width) calibrated on the same layer's input for ``calib_inputs``; returns the mean over the
+    real tokens of ``inputs`` of ``cos(W x, W mean_t SN(x)[t])`` (bias left out)."""
+    calib = _linear_inputs(reference, calib_inputs)
+    measure = _linear_inputs(reference, inputs)
+    result = {}
+    for name, x in measure.items():
+        weight = reference.get_submodule(name).weight.float()
+        node = build_model_neuron(neuron, T, channels=x.shape[-1])
+        if isinstance(node, neuron_zoo.CalibratedNeuron):
+            node.calibrate(calib[name].unsqueeze(0).expand(T, *calib[name].shape).contiguous())
+        node.eval()
+        spikes = node(x.unsqueeze(0).expand(T, *x.shape).contiguous()).mean(0)
+        result[name] = float(torch.cosine_similarity(x @ weight.T, spikes @ weight.T, dim=-1).mean())
+    return result

@@ -8,6 +8,7 @@ from sj_spikelm.fidelity import (
     POSITION_CLASSES,
     hidden_state_cosines,
     identity_neurons,
+    linear_output_cosines,
     neuron_input_stats,
     neuron_positions,
 )
@@ -78,3 +79,23 @@ def test_neuron_input_stats_of_the_first_neuron(tiny_config, batch):
     assert stats["encoder.layer.1.output.dense.neuron"]["channels"] == 16
     ann_stats = neuron_input_stats(ann, batch)
     assert ann_stats["encoder.layer.0.attention.self.query.neuron"]["firing_rate"] is None
+
+
+def test_linear_output_cosines_by_hand(tiny_config, batch):
+    ann, _ = twins(tiny_config)
+    cos = linear_output_cosines(ann, batch, batch, "elastic_bi(k=2, amplitude='channel')", T=1)
+    assert len(cos) == 2 * 6 and all(-1.0 <= c <= 1.0 for c in cos.values())
+    identity = linear_output_cosines(ann, batch, batch, "ann", T=2)
+    assert identity == pytest.approx(dict.fromkeys(cos, 1.0), abs=1e-5)
+    name = "encoder.layer.0.intermediate.dense"
+    with torch.no_grad():  # its input: the embeddings after layer 0's attention block, real tokens
+        x = []
+        hook = ann.get_submodule(name).neuron.register_forward_pre_hook(lambda m, a: x.append(a[0][0]))
+        ann(**batch)
+        hook.remove()
+    x = x[0][batch["attention_mask"].bool()]
+    alpha = 2 * x.abs().mean(0)  # per channel, calibrated on the same batch; T=1: m = x
+    s = alpha * ((x >= alpha / 2).float() - (x <= -alpha / 2).float())
+    w = ann.get_submodule(name).weight.detach()
+    expected = torch.nn.functional.cosine_similarity(x @ w.T, s @ w.T, dim=-1).mean()
+    assert cos[name] == pytest.approx(float(expected), abs=1e-5)

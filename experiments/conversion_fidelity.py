@@ -9,7 +9,11 @@ position class with that class replaced by the identity (calibrated the same way
 ``--stats`` the per-neuron input statistics of the first spec at the first ``T``, and
 ``--linear`` the cosine of each linear layer's output in isolation
 (:func:`sj_spikelm.fidelity.linear_output_cosines`, the ANN's input to that layer spiked by a
-neuron calibrated on it) for every spec and ``T``. No training.
+neuron calibrated on it) for every spec and ``T``. ``--zero_shot N`` adds, for the ANN and every
+spec and ``T``, the Spearman correlation with the gold scores of the cosine between the two
+sentences' mean-pooled embeddings on the first ``N`` STS-B dev pairs
+(:func:`sj_spikelm.fidelity.pair_similarities`; all-MiniLM-L6-v2 is a sentence-embedding model,
+so this is how much of STS-B the converted model still solves without training). No training.
 
     OMP_NUM_THREADS=1 python -m experiments.conversion_fidelity --T 1 4 --identity --stats \\
         --out results/conversion_fidelity
@@ -22,6 +26,7 @@ import os
 from typing import Dict, List, Sequence
 
 import torch
+from scipy.stats import spearmanr
 from transformers import AutoTokenizer
 
 from sj_spikelm.data.glue import load_glue
@@ -32,6 +37,7 @@ from sj_spikelm.fidelity import (
     identity_neurons,
     linear_output_cosines,
     neuron_input_stats,
+    pair_similarities,
 )
 from sj_spikelm.models.spikelm import SpikeLMModel, from_ann
 
@@ -49,6 +55,22 @@ def stsb_batches(tokenizer, data_dir, calib: int, measure: int, max_length: int)
     return encode(dev[:calib]), encode(dev[calib:calib + measure])
 
 
+def stsb_sentences(tokenizer, data_dir, pairs: int, max_length: int):
+    """The first ``pairs`` STS-B dev pairs as two batches (first and second sentences) and the gold scores."""
+    dev = load_glue("stsb", "validation", data_dir)[:pairs]
+
+    def encode(texts):
+        return dict(tokenizer(texts, truncation=True, max_length=max_length, padding=True,
+                              return_tensors="pt"))
+
+    return encode(dev["sentence1"]), encode(dev["sentence2"]), dev["label"]
+
+
+def zero_shot_spearman(model, sentences) -> float:
+    first, second, gold = sentences
+    return float(spearmanr(pair_similarities(model, first, second).numpy(), gold)[0])
+
+
 def convert(ann: str, neuron: str, T: int, calib_batch, seed: int) -> SpikeLMModel:
     model = from_ann(ann, neuron=neuron, T=T, model_class=SpikeLMModel)
     torch.manual_seed(seed)
@@ -56,10 +78,12 @@ def convert(ann: str, neuron: str, T: int, calib_batch, seed: int) -> SpikeLMMod
 
 
 def run(ann: str, neurons: Sequence[str], steps: Sequence[int], identity: bool, stats: bool, linear: bool,
-        calib_batch, measure_batch, seed: int) -> Dict:
+        calib_batch, measure_batch, seed: int, sentences=None) -> Dict:
     reference = from_ann(ann, neuron="ann", T=1, model_class=SpikeLMModel).eval()
     rows: List[Dict] = []
     result: Dict = {"rows": rows}
+    if sentences is not None:
+        result["zero_shot"] = [dict(neuron="ann", T=1, spearman=zero_shot_spearman(reference, sentences))]
     for neuron in neurons:
         for T in steps:
             if linear:
@@ -70,6 +94,9 @@ def run(ann: str, neurons: Sequence[str], steps: Sequence[int], identity: bool, 
             rows.append(dict(neuron=neuron, T=T, identity=None,
                              cosines=hidden_state_cosines(reference, model, measure_batch)))
             print(f"{neuron} T={T}: " + " ".join(f"{c:.3f}" for c in rows[-1]["cosines"]), flush=True)
+            if sentences is not None:
+                spearman = zero_shot_spearman(model, sentences)
+                result["zero_shot"].append(dict(neuron=neuron, T=T, spearman=spearman))
             if stats and "stats" not in result:
                 result["stats"] = dict(neuron=neuron, T=T, neurons=neuron_input_stats(model, measure_batch))
             if identity:
@@ -89,6 +116,11 @@ def markdown(result: Dict) -> str:
     for r in result["rows"]:
         lines.append(f"| `{r['neuron']}` | {r['T']} | {r['identity'] or '-'} | "
                      + " | ".join(f"{c:.3f}" for c in r["cosines"]) + " |")
+    if "zero_shot" in result:
+        lines += ["", "Zero-shot STS-B: Spearman x 100 of the mean-pooled embeddings' cosine with the "
+                  "gold scores",
+                  "", "| neuron | T | Spearman |", "|---|---:|---:|"]
+        lines += [f"| `{z['neuron']}` | {z['T']} | {100 * z['spearman']:.1f} |" for z in result["zero_shot"]]
     if "linear" in result:
         columns = result["linear"]
         lines += ["", "Each linear layer in isolation: cos(W x, W mean_t SN(x)[t]) on the ANN's input x", "",
@@ -128,13 +160,19 @@ def main(argv=None) -> None:
                         help="per-neuron input statistics (first spec, first T)")
     parser.add_argument("--linear", action="store_true",
                         help="also each linear layer's output cosine in isolation")
+    parser.add_argument("--zero_shot", type=int, default=0,
+                        help="zero-shot STS-B Spearman on this many dev pairs (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="folder for fidelity.md / fidelity.json")
     args = parser.parse_args(argv)
     ann = resolve_location(args.ann)
     tokenizer = AutoTokenizer.from_pretrained(ann)
     calib, measure = stsb_batches(tokenizer, args.data_dir, args.calib, args.measure, args.max_length)
-    result = run(ann, args.neuron, args.T, args.identity, args.stats, args.linear, calib, measure, args.seed)
+    sentences = None
+    if args.zero_shot:
+        sentences = stsb_sentences(tokenizer, args.data_dir, args.zero_shot, args.max_length)
+    result = run(ann, args.neuron, args.T, args.identity, args.stats, args.linear, calib, measure, args.seed,
+                 sentences)
     text = markdown(result)
     print(text)
     if args.out:

@@ -13,6 +13,9 @@ the same batch, and what the inputs of its neurons look like.
 * :func:`linear_output_cosines` -- one linear layer at a time, in isolation: the ANN's input
   ``x`` of each linear layer, spiked by a fresh neuron calibrated on that layer's input of a
   calibration batch, ``cos(W x, W mean_t SN(x)[t])`` per real token, averaged.
+* :func:`pair_similarities` -- zero-shot sentence similarity, what STS-B asks for: the cosine of
+  the two sentences' mean-pooled last hidden states (real tokens), per pair; its Spearman
+  correlation with the gold scores says how much of that information survives conversion.
 * :func:`neuron_positions` / :func:`identity_neurons` -- the neurons of a SpikeLM layer by
   position class (``qkv_in``, ``kv``, ``attn_out``, ``ffn_in``, ``ffn_out``), and replacing a
   class by the identity, to see which positions cost the most fidelity.
@@ -171,3 +174,16 @@ def linear_output_cosines(reference: nn.Module, calib_inputs: Mapping[str, torch
         spikes = node(x.unsqueeze(0).expand(T, *x.shape).contiguous()).mean(0)
         result[name] = float(torch.cosine_similarity(x @ weight.T, spikes @ weight.T, dim=-1).mean())
     return result
+
+
+@torch.no_grad()
+def pair_similarities(model: nn.Module, first: Mapping[str, torch.Tensor], second: Mapping[str, torch.Tensor]
+                      ) -> torch.Tensor:
+    """``[pairs]``: ``cos(mean_i h_a[i], mean_j h_b[j])`` of each pair's mean-pooled last hidden
+    states over real tokens, sentence ``a`` in ``first``, ``b`` in ``second`` (eval mode)."""
+    def pooled(inputs):
+        hidden = forward_in_mode(model, False, **inputs).last_hidden_state.float()
+        mask = _valid(inputs).unsqueeze(-1).float()
+        return (hidden * mask).sum(1) / mask.sum(1)
+
+    return torch.cosine_similarity(pooled(first), pooled(second), dim=-1)

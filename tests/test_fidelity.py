@@ -11,6 +11,7 @@ from sj_spikelm.fidelity import (
     linear_output_cosines,
     neuron_input_stats,
     neuron_positions,
+    pair_similarities,
 )
 
 
@@ -99,3 +100,14 @@ def test_linear_output_cosines_by_hand(tiny_config, batch):
     w = ann.get_submodule(name).weight.detach()
     expected = torch.nn.functional.cosine_similarity(x @ w.T, s @ w.T, dim=-1).mean()
     assert cos[name] == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_pair_similarities_by_hand(tiny_config, batch):
+    ann, _ = twins(tiny_config)
+    second = {"input_ids": batch["input_ids"].flip(1), "attention_mask": torch.ones(2, 6, dtype=torch.long)}
+    sims = pair_similarities(ann, batch, second)
+    with torch.no_grad():
+        h1, h2 = ann(**batch).last_hidden_state, ann(**second).last_hidden_state
+    a = torch.stack([h1[0].mean(0), h1[1, :4].mean(0)])  # second sequence: 4 real tokens
+    expected = torch.nn.functional.cosine_similarity(a, h2.mean(1), dim=-1)
+    torch.testing.assert_close(sims, expected, rtol=1e-5, atol=1e-6)

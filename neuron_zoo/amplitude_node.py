@@ -52,6 +52,10 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
     """
 
     supported_backends = ("torch", "cupy")
+    emit_levels = False
+    """True: emit the levels ``q = s / a`` (``{-1, 0, +1}``) instead of the spikes ``s = a q``, the
+    amplitude being folded into the next layer (:func:`sj_spikelm.models.folding.fold_amplitudes`);
+    charge, fire, reset and spike counts are unchanged."""
     memoryless_arguments = {"decay": 0.0}  # m[t] = x[t]: no membrane carried (neuron_zoo.memoryless)
 
     def __init__(self, decay: float, threshold_scale: float, reset: str, bidirectional: bool,
@@ -139,7 +143,8 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
         m = self.neuronal_charge(x.to(v.dtype), v)
         a = self.amplitude(t, m)
         s = self.neuronal_fire(m, a)
-        return (s.to(x.dtype),), (self.neuronal_reset(m, s, a), t + 1)
+        out = s / a if self.emit_levels else s
+        return (out.to(x.dtype),), (self.neuronal_reset(m, s, a), t + 1)
 
     def multi_step_functional_forward(self, inputs, states, **kwargs):
         # SpikingJelly's default indexes x_seq[t]; in backward every index allocates a zero
@@ -182,6 +187,8 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
             kernels, x_seq, amp, self.threshold_scale * amp, self._carried_membrane(self.v, x_seq[0]),
             self.decay, count)
         self.v, self.t = v, self.t + x_seq.shape[0]
+        if self.emit_levels:
+            s_seq = s_seq / amp.view(-1, *(1,) * (s_seq.dim() - 1)).to(s_seq.dtype)
         if counts is None:
             self._record_spikes(s_seq)
         else:

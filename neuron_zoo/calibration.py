@@ -51,23 +51,27 @@ class StepState:
     shape: Tuple[int, ...] = ()
 
 
-def global_sum_count(values: torch.Tensor, mask: Optional[torch.Tensor] = None
+def global_sum_count(values: torch.Tensor, mask: Optional[torch.Tensor] = None, per_channel: bool = False
                      ) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(sum, count)`` of ``values`` over the elements selected by ``mask`` (a bool prefix of
     ``values.shape``, all elements if None), both summed over every rank of ``torch.distributed``
-    when it is initialised, so every rank derives the same statistic. Stays on the device."""
+    when it is initialised, so every rank derives the same statistic. Stays on the device.
+    ``per_channel=True``: one sum per channel (the last dimension, ``[C]``), ``count`` the number
+    of selected elements per channel, e.g. for ``alpha[t, c] = k * sum_c / count``."""
     values = values.detach()
     mask = expand_mask(mask, values)
+    if mask is not None:
+        values = torch.where(mask, values, torch.zeros_like(values))
+    total = values.reshape(-1, values.shape[-1]).sum(0) if per_channel else values.sum()
+    per = values.shape[-1] if per_channel and values.dim() else 1
     if mask is None:
-        total = values.sum()
-        count = torch.tensor(float(values.numel()), dtype=total.dtype, device=values.device)
+        count = torch.tensor(float(values.numel() // max(per, 1)), dtype=total.dtype, device=values.device)
     else:
-        total = torch.where(mask, values, torch.zeros_like(values)).sum()
-        count = (mask.sum() * (values.numel() // max(mask.numel(), 1))).to(total.dtype)
+        count = (mask.sum() * (values.numel() // max(mask.numel() * per, 1))).to(total.dtype)
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        both = torch.stack([total, count])
+        both = torch.cat([total.reshape(-1), count.reshape(1)])
         dist.all_reduce(both)
-        total, count = both[0], both[1]
+        total, count = both[:-1].reshape(total.shape), both[-1]
     return total, count
 
 

@@ -29,10 +29,11 @@ from torch import nn
 from .registry import NeuronSpec, _lookup, accepts_argument, build_neuron, spec_arguments
 
 
-def build_memoryless(spec: NeuronSpec, T: Optional[int]) -> nn.Module:
+def build_memoryless(spec: NeuronSpec, T: Optional[int], channels: Optional[int] = None) -> nn.Module:
     """A fresh neuron of ``spec``'s kind (string or registered instance) that carries no state
-    across time steps, built with ``T`` when it takes one (a different ``T`` in the spec raises);
-    see the module docstring for each neuron's rule."""
+    across time steps, built with ``T`` (and the input width ``channels``, if given) when it
+    takes one (a different ``T`` in the spec raises); see the module docstring for each
+    neuron's rule."""
     name, kwargs = spec_arguments(spec)
     cls = _lookup(name)
     rule = getattr(cls, "memoryless_arguments", None)
@@ -47,4 +48,6 @@ def build_memoryless(spec: NeuronSpec, T: Optional[int]) -> nn.Module:
         if kwargs.get("T", T) != T:
             raise ValueError(f"neuron spec {spec!r} sets T={kwargs['T']} but T={T} was asked for")
         overrides.setdefault("T", T)
+    if channels is not None and accepts_argument(name, "channels"):
+        overrides["channels"] = channels
     return build_neuron(spec, **overrides)

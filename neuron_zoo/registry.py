@@ -120,15 +120,22 @@ RUNTIME_ARGUMENTS = ("step_mode", "backend")
 e.g. ``functional.set_step_mode``) and a compute backend (``set_backend`` / ``use_backend``)."""
 
 
+LAYER_ARGUMENTS = ("channels",)
+"""Arguments a model sets per layer, never part of a spec: the input width ``channels`` of a
+neuron with per-channel state (``elastic_bi(amplitude='channel')``)."""
+
+
 def _format_spec(name: str, kwargs: Dict[str, Any]) -> str:
     defaults = _defaults(_lookup(name))
-    args = [f"{k}={v!r}" for k, v in kwargs.items() if k not in RUNTIME_ARGUMENTS and defaults.get(k) != v]
+    left_out = RUNTIME_ARGUMENTS + LAYER_ARGUMENTS
+    args = [f"{k}={v!r}" for k, v in kwargs.items() if k not in left_out and defaults.get(k) != v]
     return f"{name}({', '.join(args)})" if args else name
 
 
 def neuron_spec(node: nn.Module) -> str:
     """The spec string that rebuilds ``node``'s configuration, e.g. ``"elastic_bi(k=3.0)"``
-    (arguments equal to their defaults and :data:`RUNTIME_ARGUMENTS` are left out), so a
+    (arguments equal to their defaults, :data:`RUNTIME_ARGUMENTS` and :data:`LAYER_ARGUMENTS`
+    are left out), so a
     spec saved in a model config is portable."""
     return _format_spec(neuron_name(node), node.init_kwargs)
 

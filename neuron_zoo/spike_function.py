@@ -18,6 +18,9 @@ and, when the amplitude is learnable, the LSQ step-size gradient
             g * 1             above it (m > a)
             g * q_n           below it (m < q_n a)
     g = 1 / sqrt(numel(m))    (numel per time step, times Q_p = 1)
+
+A per-channel amplitude ``a[c]`` (the last dimension of ``m``) gets the per-channel sums of the
+same terms, with ``g = 1 / sqrt(numel(m) / C)`` (the elements sharing one step size).
 """
 from __future__ import annotations
 
@@ -65,7 +68,12 @@ class StraightThroughSpike(torch.autograd.Function):
             q = fire_levels(m, a, ctx.threshold_scale, ctx.bidirectional)
             outside = torch.where(m > a, 1.0, q_n).to(m.dtype)
             step_grad = torch.where(in_range, q - m / a, outside)
-            grad_a = (grad_s * step_grad).sum() / math.sqrt(m.numel())
+            terms = grad_s * step_grad
+            if a.dim() == 0:
+                grad_a = terms.sum() / math.sqrt(m.numel())
+            else:  # per channel: a broadcasts over every dimension but the last
+                shared = m.numel() / a.numel()
+                grad_a = terms.reshape(-1, a.numel()).sum(0).reshape(a.shape) / math.sqrt(shared)
         return grad_m, grad_a, None, None
 
 
@@ -73,5 +81,6 @@ def straight_through_spike(m: torch.Tensor, a, threshold_scale: float,
                            bidirectional: bool) -> torch.Tensor:
     """Fire ``s = a * q(m)`` (Eq. 11) with the straight-through gradient of Eq. 7.
 
-    ``a`` is a Python float (fixed amplitude) or a 0-d tensor (calibrated or learnable)."""
+    ``a`` is a Python float (fixed amplitude), a 0-d tensor (calibrated or learnable) or a
+    ``[C]`` tensor, one amplitude per channel (the last dimension of ``m``)."""
     return StraightThroughSpike.apply(m, a, threshold_scale, bidirectional)

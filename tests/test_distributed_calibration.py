@@ -25,7 +25,11 @@ def _worker(rank, world, init_file, out_dir):
             refused = False
         except CalibrationError:
             refused = True
+        channel = ElasticBiNode(k=2.0, decay=0.0, amplitude="channel", channels=2, T=1)
+        # per channel: rank 0 sees |x| = (1, 10), rank 1 (3, 30), on 2 rows each
+        channel(torch.tensor([[[1.0, 10.0], [-1.0, -10.0]]]) * (1 + 2 * rank))
         torch.save({"alpha": node.alpha, "calibrated": node.calibrated, "uneven": uneven.alpha,
+                    "channel": channel.alpha,
                     "refused": refused, "empty_steps": empty.calibrated_steps},
                    os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
@@ -41,4 +45,7 @@ def test_alpha_is_averaged_across_ranks():
     assert r0["calibrated"].tolist() == r1["calibrated"].tolist() == [True, True]
     torch.testing.assert_close(r0["uneven"], torch.tensor([10.0, 10.0]))  # count 4 + 0
     torch.testing.assert_close(r1["uneven"], r0["uneven"], rtol=0, atol=0)
+    # per channel: k * (1 + 3) / 2, k * (10 + 30) / 2
+    torch.testing.assert_close(r0["channel"], torch.tensor([[4.0, 40.0]]))
+    torch.testing.assert_close(r1["channel"], r0["channel"], rtol=0, atol=0)
     assert r0["refused"] and r1["refused"] and r0["empty_steps"] == r1["empty_steps"] == 0

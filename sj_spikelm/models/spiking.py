@@ -22,11 +22,14 @@ from neuron_zoo.validation import check_bool, check_positive_int
 NeuronSpec = Union[str, nn.Module]
 
 
-def build_model_neuron(spec: NeuronSpec, T: int, **overrides) -> nn.Module:
-    """A fresh zoo neuron from ``spec`` for a model that runs ``T`` time steps (``T`` is passed
-    to neurons that take it: per-step state is then sized at construction)."""
+def build_model_neuron(spec: NeuronSpec, T: int, channels: Optional[int] = None, **overrides) -> nn.Module:
+    """A fresh zoo neuron from ``spec`` for a model that runs ``T`` time steps, in front of an
+    input of width ``channels`` (each is passed to neurons that take it: per-step and
+    per-channel state is then sized at construction)."""
     if neuron_zoo.accepts_argument(spec, "T"):
         overrides.setdefault("T", T)
+    if channels is not None and neuron_zoo.accepts_argument(spec, "channels"):
+        overrides["channels"] = channels
     return neuron_zoo.build_neuron(spec, **overrides)
 
 
@@ -44,7 +47,9 @@ def check_neuron_spec(name: str, spec: NeuronSpec, T: int) -> str:
         raise ValueError(f"{name}={spec!r}: leave out step_mode; models run every neuron in multi-step mode")
     if arguments.get("T", T) != T:
         raise ValueError(f"{name}={spec!r} sets T={arguments['T']} but the config has T={T}")
-    build_model_neuron(spec, T)  # raises ValueError naming a bad name or argument
+    if "channels" in arguments:
+        raise ValueError(f"{name}={spec!r}: leave out channels; the model sets each layer's input width")
+    build_model_neuron(spec, T, channels=1)  # raises ValueError naming a bad name or argument
     return spec
 
 
@@ -62,18 +67,19 @@ class SpikingConfigMixin:
         if self.kv_neuron is not None:
             self.kv_neuron = check_neuron_spec("kv_neuron", self.kv_neuron, self.T)
 
-    def build_neuron(self) -> nn.Module:
-        """A fresh ``neuron`` (the one in front of every linear layer)."""
-        return build_model_neuron(self.neuron, self.T)
+    def build_neuron(self, channels: Optional[int] = None) -> nn.Module:
+        """A fresh ``neuron`` (the one in front of every linear layer) for an input of width
+        ``channels`` (needed by per-channel neurons, e.g. ``elastic_bi(amplitude='channel')``)."""
+        return build_model_neuron(self.neuron, self.T, channels)
 
-    def build_kv_neuron(self) -> nn.Module:
+    def build_kv_neuron(self, channels: Optional[int] = None) -> nn.Module:
         """A fresh key/value neuron: ``kv_neuron``, else the memoryless form of ``neuron``
         (``neuron_zoo.build_memoryless``); the identity when ``spike_attention_kv`` is False."""
         if not self.spike_attention_kv:
             return neuron_zoo.ANNNode()
         if self.kv_neuron is not None:
-            return build_model_neuron(self.kv_neuron, self.T)
-        return neuron_zoo.build_memoryless(self.neuron, self.T)
+            return build_model_neuron(self.kv_neuron, self.T, channels)
+        return neuron_zoo.build_memoryless(self.neuron, self.T, channels)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor],

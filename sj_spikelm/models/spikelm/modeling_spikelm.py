@@ -54,11 +54,11 @@ class SpikeLMSelfAttention(nn.Module):
         self.head_size = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_size ** -0.5
         width = config.hidden_size
-        self.query = SpikeLinear(width, width, config.build_neuron())
-        self.key = SpikeLinear(width, width, config.build_neuron())
-        self.value = SpikeLinear(width, width, config.build_neuron())
-        self.key_neuron = config.build_kv_neuron()
-        self.value_neuron = config.build_kv_neuron()
+        self.query = SpikeLinear(width, width, config.build_neuron(width))
+        self.key = SpikeLinear(width, width, config.build_neuron(width))
+        self.value = SpikeLinear(width, width, config.build_neuron(width))
+        self.key_neuron = config.build_kv_neuron(width)
+        self.value_neuron = config.build_kv_neuron(width)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor], need_weights: bool):
@@ -77,7 +77,7 @@ class SpikeLMResidualOutput(nn.Module):
 
     def __init__(self, config: SpikeLMConfig, in_features: int):
         super().__init__()
-        self.dense = SpikeLinear(in_features, config.hidden_size, config.build_neuron())
+        self.dense = SpikeLinear(in_features, config.hidden_size, config.build_neuron(in_features))
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -101,7 +101,8 @@ class SpikeLMIntermediate(nn.Module):
 
     def __init__(self, config: SpikeLMConfig):
         super().__init__()
-        self.dense = SpikeLinear(config.hidden_size, config.intermediate_size, config.build_neuron())
+        width = config.hidden_size
+        self.dense = SpikeLinear(width, config.intermediate_size, config.build_neuron(width))
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -83,12 +83,12 @@ class SpikeLMSeq2SeqAttention(nn.Module):
         self.num_heads, self.head_dim = num_heads, config.d_model // num_heads
         self.scaling = self.head_dim ** -0.5
         width = config.d_model
-        self.k_proj = SpikeLinear(width, width, config.build_neuron())
-        self.v_proj = SpikeLinear(width, width, config.build_neuron())
-        self.q_proj = SpikeLinear(width, width, config.build_neuron())
-        self.key_neuron = config.build_kv_neuron()
-        self.value_neuron = config.build_kv_neuron()
-        self.out_proj = SpikeLinear(width, width, config.build_neuron())
+        self.k_proj = SpikeLinear(width, width, config.build_neuron(width))
+        self.v_proj = SpikeLinear(width, width, config.build_neuron(width))
+        self.q_proj = SpikeLinear(width, width, config.build_neuron(width))
+        self.key_neuron = config.build_kv_neuron(width)
+        self.value_neuron = config.build_kv_neuron(width)
+        self.out_proj = SpikeLinear(width, width, config.build_neuron(width))
         self.dropout = nn.Dropout(config.attention_dropout)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,8 +125,8 @@ class SpikeLMSeq2SeqLayer(nn.Module):
 
     def __init__(self, config: SpikeLMSeq2SeqConfig, ffn_dim: int):
         super().__init__()
-        self.fc1 = SpikeLinear(config.d_model, ffn_dim, config.build_neuron())
-        self.fc2 = SpikeLinear(ffn_dim, config.d_model, config.build_neuron())
+        self.fc1 = SpikeLinear(config.d_model, ffn_dim, config.build_neuron(config.d_model))
+        self.fc2 = SpikeLinear(ffn_dim, config.d_model, config.build_neuron(ffn_dim))
         self.final_layer_norm = nn.LayerNorm(config.d_model)
         self.activation_fn = ACT2FN[config.activation_function]
         self.dropout = nn.Dropout(config.dropout)

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from sj_spikelm.causal_lm import SMOLLM2, load_causal_lm
+from sj_spikelm.pretrained_lm import SMOLLM2, load_causal_lm
 from sj_spikelm.data.wikitext import random_windows, wikitext2_ids
 from sj_spikelm.models.spikellm import SpikifyConfig, obs_saliency, spikify, spiking_summary
 from sj_spikelm.perplexity import perplexity

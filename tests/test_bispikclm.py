@@ -216,7 +216,7 @@ def test_attention_threshold_reaches_the_attention_neuron():
     assert model.model.layers[1].self_attn.q_neuron.v_threshold == 1.0
 
 
-def test_default_scale_is_one_for_sfsa_and_the_softmax_convention_otherwise():
-    assert tiny(attention_scale=None).scale == 1.0
+def test_default_scale_is_the_measured_one_for_sfsa_and_the_softmax_convention_otherwise():
+    assert tiny(attention_scale=None).scale == 0.0625
     assert tiny(attention_scale=None, attention="softmax").scale == 16 ** -0.5
     assert tiny(attention_scale=0.25).scale == 0.25

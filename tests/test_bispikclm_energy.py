@@ -14,8 +14,10 @@ E_AC, E_MAC = 0.9e-9, 4.6e-9  # mJ
 
 
 def tiny(**kw):
-    """Threshold 0.5: every product of both layers gets some coincidences on IDS."""
+    """Threshold 0.5 (and s = 1 for SFSA): every product of both layers gets some coincidences on IDS."""
     torch.manual_seed(0)
+    if kw.get("attention", "sfsa") == "sfsa":
+        kw.setdefault("attention_scale", 1.0)
     return BiSpikCLMForCausalLM(BiSpikCLMConfig(vocab_size=V, hidden_size=D, num_hidden_layers=2,
                                                 num_attention_heads=H, intermediate_size=FFN,
                                                 max_position_embeddings=8, T=T,

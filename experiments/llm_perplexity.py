@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from sj_spikelm.pretrained_lm import SMOLLM2, load_causal_lm
 from sj_spikelm.data.wikitext import wikitext2_ids
 from sj_spikelm.perplexity import perplexity
+from sj_spikelm.pretrained_lm import SMOLLM2, load_causal_lm
 
 
 def main(argv=None):

@@ -22,10 +22,10 @@ import time
 
 import torch
 
-from sj_spikelm.pretrained_lm import SMOLLM2, load_causal_lm
 from sj_spikelm.data.wikitext import random_windows, wikitext2_ids
 from sj_spikelm.models.spikellm import SpikifyConfig, obs_saliency, spikify, spiking_summary
 from sj_spikelm.perplexity import perplexity
+from sj_spikelm.pretrained_lm import SMOLLM2, load_causal_lm
 
 OBS = {"t2": (0.10, 2), "t4": (0.05, 4)}
 SETTING = re.compile(r"^(?P<L>\d+)x(?P<T>\d+)(:(?P<obs>t2|t4))?(@(?P<path>fake|spike))?$")

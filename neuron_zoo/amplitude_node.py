@@ -18,6 +18,18 @@ RESET_MODES = ("reference", "hard", "soft")
 STEP_MODES = ("s", "m")
 
 
+
+def unrolled_steps(single_step, inputs, states):
+    """SpikingJelly's functional multi-step forward as a loop of ``single_step((x[t],), states)``
+    over ``x = inputs[0]`` (``[T, ...]``). SpikingJelly's default indexes ``x_seq[t]``; in
+    backward every index allocates a zero tensor of the whole sequence (O(T^2) memory traffic);
+    ``unbind``'s backward stacks once."""
+    steps = []
+    for x in inputs[0].unbind(0):
+        (s,), states = single_step((x,), states)
+        steps.append(s)
+    return (torch.stack(steps),), states
+
 class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
     """Base of the amplitude-coded neurons. Per time step ``t`` (state ``v[-1] = 0``)::
 
@@ -147,13 +159,7 @@ class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
         return (out.to(x.dtype),), (self.neuronal_reset(m, s, a), t + 1)
 
     def multi_step_functional_forward(self, inputs, states, **kwargs):
-        # SpikingJelly's default indexes x_seq[t]; in backward every index allocates a zero
-        # tensor of the whole sequence (O(T^2) memory traffic). unbind's backward stacks once.
-        steps = []
-        for x in inputs[0].unbind(0):
-            (s,), states = self.single_step_functional_forward((x,), states)
-            steps.append(s)
-        return (torch.stack(steps),), states
+        return unrolled_steps(self.single_step_functional_forward, inputs, states)
 
     def single_step_forward(self, x: torch.Tensor, *args, **kwargs):
         check_neuron_input(self, x, multi_step=False)

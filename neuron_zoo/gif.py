@@ -41,6 +41,7 @@ from typing import Optional, Union
 import torch
 from spikingjelly.activation_based import neuron
 
+from .amplitude_node import unrolled_steps
 from .init_args import RecordsInitArgs
 from .spike_stats import SpikeStatsMixin
 from .validation import check_bool, check_choice, check_neuron_input, check_positive_int, check_real
@@ -210,11 +211,7 @@ class GIFNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
         return (s.to(x.dtype),), (self.neuronal_reset(v, s), t + 1)
 
     def multi_step_functional_forward(self, inputs, states, **kwargs):
-        steps = []
-        for x in inputs[0].unbind(0):
-            (s,), states = self.single_step_functional_forward((x,), states)
-            steps.append(s)
-        return (torch.stack(steps),), states
+        return unrolled_steps(self.single_step_functional_forward, inputs, states)
 
     def single_step_forward(self, x: torch.Tensor, *args, **kwargs):
         check_neuron_input(self, x, multi_step=False)

@@ -109,14 +109,7 @@ def _build_spikelm(model_args, spiking, head, extra, vocab_size, saved_type):
     cls = sl.SpikeLMForMaskedLM if head == "mlm" else sl.SpikeLMForSequenceClassification
     if saved_type == sl.SpikeLMConfig.model_type:
         saved = sl.SpikeLMConfig.from_pretrained(model_args.init_from)
-        if spiking.neuron is not None or spiking.k is not None:
-            wanted = resolve_neuron(spiking.neuron or saved.neuron, spiking.k)
-            if wanted != resolve_neuron(saved.neuron):
-                raise ValueError(f"neuron={wanted!r} differs from the spiking checkpoint's {saved.neuron!r} "
-                                 f"({model_args.init_from}); leave neuron and k unset to keep it")
-        if spiking.T is not None and spiking.T != saved.T:
-            raise ValueError(f"T={spiking.T} differs from the spiking checkpoint's T={saved.T} "
-                             f"({model_args.init_from}); leave T unset to keep it")
+        check_same_spiking(saved, spiking, model_args.init_from)
         return cls.from_pretrained(model_args.init_from, **extra)
     fields = {"neuron": resolve_neuron(spiking.neuron or DEFAULT_NEURON, spiking.k),
               "T": DEFAULT_T if spiking.T is None else spiking.T}
@@ -126,6 +119,19 @@ def _build_spikelm(model_args, spiking, head, extra, vocab_size, saved_type):
     if vocab_size is not None:
         fields.setdefault("vocab_size", vocab_size)
     return cls(sl.SpikeLMConfig(**fields))
+
+
+def check_same_spiking(saved, spiking, init_from: str) -> None:
+    """A spiking checkpoint (config ``saved``) loads as saved: a requested ``neuron`` / ``k`` /
+    ``T`` that differs from it raises, naming both."""
+    if spiking.neuron is not None or spiking.k is not None:
+        wanted = resolve_neuron(spiking.neuron or saved.neuron, spiking.k)
+        if wanted != resolve_neuron(saved.neuron):
+            raise ValueError(f"neuron={wanted!r} differs from the spiking checkpoint's {saved.neuron!r} "
+                             f"({init_from}); leave neuron and k unset to keep it")
+    if spiking.T is not None and spiking.T != saved.T:
+        raise ValueError(f"T={spiking.T} differs from the spiking checkpoint's T={saved.T} "
+                         f"({init_from}); leave T unset to keep it")
 
 
 def describe_model(model) -> Dict[str, Any]:

@@ -45,7 +45,7 @@ from .arguments import (
     parse_args,
     resolve_locations,
 )
-from .build import DEFAULT_NEURON, DEFAULT_T, checkpoint_model_type, resolve_neuron
+from .build import DEFAULT_NEURON, DEFAULT_T, check_same_spiking, checkpoint_model_type, resolve_neuron
 from .distill import Distiller, load_teacher
 from .energy import energy_per_sequence
 from .finetune import subsample
@@ -148,14 +148,7 @@ def build_seq2seq_model(model_args: ModelArguments, spiking: SpikingArguments, t
         if saved.neuron == "ann" and saved.T == 1:  # the ANN twin (BART): a student starts from it
             config = sl.SpikeLMSeq2SeqConfig.from_dict({**saved.to_dict(), **extra, **fields})
             return sl.SpikeLMForConditionalGeneration.from_pretrained(model_args.init_from, config=config)
-        if spiking.neuron is not None or spiking.k is not None:
-            wanted = resolve_neuron(spiking.neuron or saved.neuron, spiking.k)
-            if wanted != resolve_neuron(saved.neuron):
-                raise ValueError(f"neuron={wanted!r} differs from the spiking checkpoint's {saved.neuron!r} "
-                                 f"({model_args.init_from}); leave neuron and k unset to keep it")
-        if spiking.T is not None and spiking.T != saved.T:
-            raise ValueError(f"T={spiking.T} differs from the spiking checkpoint's T={saved.T} "
-                             f"({model_args.init_from}); leave T unset to keep it")
+        check_same_spiking(saved, spiking, model_args.init_from)
         return sl.SpikeLMForConditionalGeneration.from_pretrained(model_args.init_from, **extra)
     if model_args.init_from:
         return from_ann(model_args.init_from, **fields, **extra)

@@ -153,3 +153,15 @@ def test_errors():
         layer.set_channel_steps(torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="must be >= 1"):
         layer.set_channel_steps(torch.tensor([1, 0, 1, 1, 1, 1]))
+
+
+def test_experiment_settings_grammar():
+    from experiments.spikellm_perplexity import parse_setting
+
+    assert parse_setting("fp") is None
+    t2 = SpikifyConfig(levels=16, steps=1, salient_fraction=0.1, salient_steps=2)
+    assert parse_setting("16x1:t2") == t2
+    t4 = SpikifyConfig(levels=4, steps=5, path="fake", salient_fraction=0.05, salient_steps=20)
+    assert parse_setting("4x5:t4@fake") == t4
+    with pytest.raises(ValueError, match="setting '16x1:t3' is not accepted"):
+        parse_setting("16x1:t3")

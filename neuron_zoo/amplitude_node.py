@@ -18,7 +18,6 @@ RESET_MODES = ("reference", "hard", "soft")
 STEP_MODES = ("s", "m")
 
 
-
 def unrolled_steps(single_step, inputs, states):
     """SpikingJelly's functional multi-step forward as a loop of ``single_step((x[t],), states)``
     over ``x = inputs[0]`` (``[T, ...]``). SpikingJelly's default indexes ``x_seq[t]``; in
@@ -29,6 +28,7 @@ def unrolled_steps(single_step, inputs, states):
         (s,), states = single_step((x,), states)
         steps.append(s)
     return (torch.stack(steps),), states
+
 
 class AmplitudeSpikeNode(RecordsInitArgs, SpikeStatsMixin, neuron.BaseNode):
     """Base of the amplitude-coded neurons. Per time step ``t`` (state ``v[-1] = 0``)::

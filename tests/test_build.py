@@ -94,6 +94,13 @@ def test_the_ann_path_refuses_a_spiking_checkpoint(tmp_path):
     fresh.save_pretrained(tmp_path / "spiking")
     with pytest.raises(ValueError, match="model='bert' trains the ANN, but init_from=.* is a spiking"):
         build_model(*cfg(init_from=str(tmp_path / "spiking")), "classification", num_labels=2)
+    from sj_spikelm import BiSpikCLMConfig, BiSpikCLMForCausalLM
+
+    causal = BiSpikCLMConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=32, max_position_embeddings=16, T=1)
+    BiSpikCLMForCausalLM(causal).save_pretrained(tmp_path / "causal")
+    with pytest.raises(ValueError, match="model='bert' trains the ANN, but init_from=.* is a spiking"):
+        build_model(*cfg(init_from=str(tmp_path / "causal")), "classification", num_labels=2)
     assert describe_model(fresh) == {"class": "SpikeLMForSequenceClassification", "model_type": "spikelm",
                                      "neuron": "ste_lif", "T": 1}
     ann = build_model(*cfg(), "classification", num_labels=2, vocab_size=40)

@@ -50,7 +50,7 @@ def spiking_model_types() -> Dict[str, Any]:
     """``{model_type: config class}`` of every spiking family in :mod:`sj_spikelm.models`."""
     import sj_spikelm as sl
 
-    return {cls.model_type: cls for cls in (sl.SpikeLMConfig, sl.SpikeLMSeq2SeqConfig)}
+    return {cls.model_type: cls for cls in (sl.SpikeLMConfig, sl.SpikeLMSeq2SeqConfig, sl.BiSpikCLMConfig)}
 
 
 def check_model_fields(model_args, spiking) -> None:

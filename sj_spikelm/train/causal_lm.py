@@ -42,7 +42,7 @@ from .build import load_tokenizer
 from .distill import check_weights, load_teacher
 from .energy import energy_per_sequence
 from .job import JobSpec, run_folder, train_and_report
-from .pretrain import TextCorpusArguments, corpus_blocks
+from .pretrain import NO_CORPUS, TextCorpusArguments, corpus_blocks
 from .spad import SPAD_WEIGHTS, SpADistiller
 
 log = logging.getLogger("sj_spikelm.causal_lm")
@@ -116,7 +116,6 @@ class SpADArguments:
 
 
 ARGUMENTS = (CausalModelArguments, CausalCorpusArguments, SpADArguments, SpikingTrainingArguments)
-NO_CORPUS = "corpus and eval_corpus are required (a text file, a folder of .txt files or a hub dataset)"
 
 
 def clm_scores(evaluation: Dict[str, Any]) -> Dict[str, float]:

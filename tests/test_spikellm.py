@@ -11,9 +11,9 @@ from sj_spikelm.models.spikellm import (
     GIFLinear,
     SpikifyConfig,
     channel_saliency,
-    obs_saliency,
     spikify,
     spiking_summary,
+    stored_saliency,
 )
 from sj_spikelm.models.spikellm.spikify import salient_steps
 from sj_spikelm.perplexity import perplexity
@@ -127,20 +127,21 @@ def test_spikify_with_obs_spike_and_fake_paths_agree():
         assert summary["average_bits"] == pytest.approx(2 * summary["average_steps"])  # log2(4) bits a step
         ppl[path] = perplexity(model, stream, seq_len=16)["perplexity"]
     assert math.isclose(ppl["spike"], ppl["fake"], rel_tol=1e-5)
-    saliency = obs_saliency(tiny_llama(), calibration)
+    saliency = stored_saliency(model)  # block-wise OBS saliency kept by the converted model
     config = SpikifyConfig(levels=4, path="fake", salient_fraction=0.1, salient_steps=2)
     again = spikify(tiny_llama(), None, config, saliency)
     assert perplexity(again, stream, seq_len=16)["perplexity"] == ppl["fake"]
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="spikify supports model_type llama, qwen2, mistral"):
+    with pytest.raises(ValueError,
+                       match=r"spikify supports Llama, Qwen2, Mistral \(model_type llama, qwen2, mistral"):
         spikify(nn.Module(), None, SpikifyConfig())
     with pytest.raises(ValueError, match="needs calibration_data"):
         spikify(tiny_llama(), None, SpikifyConfig(salient_fraction=0.1, salient_steps=2))
     with pytest.raises(ValueError, match="one entry per decoder projection"):
         spikify(tiny_llama(), None, SpikifyConfig(salient_fraction=0.1, salient_steps=2), {"x": None})
-    with pytest.raises(ValueError, match="levels=1 is out of range"):
+    with pytest.raises(ValueError, match="levels=1 is out of range; accepted: an int >= 2, or 0"):
         SpikifyConfig(levels=1)
     with pytest.raises(ValueError, match="path='real' is not accepted"):
         SpikifyConfig(path="real")

@@ -1,27 +1,43 @@
-"""Post-training spiking of a LLaMA-layout causal LM (SpikeLLM): the input of every linear layer
-of every decoder block (q, k, v, o, gate, up, down) becomes a per-token GIF spike train
-(:class:`~.gif_linear.GIFLinear`); with Optimal Brain Spiking (OBS) the most salient input
-channels of each layer get more steps. Weights, the LM head, embeddings, softmax, RMSNorm, SiLU
+"""Post-training spiking of a LLaMA-layout causal LM (SpikeLLM), **one decoder block at a time**:
+the input of every linear layer of every decoder block (q, k, v, o, gate, up, down) becomes a
+per-token GIF spike train (:class:`~.gif_linear.GIFLinear`); with Optimal Brain Spiking (OBS)
+the most salient input channels of each layer get more steps; optionally the weights are
+quantized per output channel (RTN, or OmniQuant's learnable weight clipping trained block by
+block) and the inputs smoothed (SmoothQuant). The LM head, embeddings, softmax, RMSNorm, SiLU
 and the residual stream stay in floating point.
 
+Block-wise conversion (GPTQ / OmniQuant style, :func:`spikify`): the calibration windows are run
+up to the input of block 0 (``X``, ``[n, S, d]``); for block ``i``: a float forward of ``X``
+with hooks gives each projection's statistics (OBS saliency, ``max|X_j|``) and the target
+``Y = block_i(X)``; the projections are replaced by ``GIFLinear`` (smoothing, weight codes,
+steps); with learnable clipping the clip logits minimise ``||block_i^q(X) - Y||²`` (Adam, the
+activation quantizer's straight-through gradient); then ``X <- block_i^q(X)`` feeds block
+``i + 1``. Only one block's activations (``X`` and ``Y``) are held at a time.
+
 OBS saliency of input channel ``j`` of a layer with weight ``W`` (the paper's first-order
-metric), over the calibration tokens ``X`` (``N x C``)::
+metric), over the calibration tokens ``X`` (``N x C``) of that layer::
 
     S_j = (1 / N) sum_n [X ⊙ (X Wᵀ W)]_nj
 
-computed per calibration batch from forward hooks (``O(C)`` memory per layer, no ``C x C``
-matrix). The top ``ceil(salient_fraction * C)`` channels get ``salient_steps`` steps, the others
-``steps``, and each of the two groups is quantized per token over its own range
-(:class:`~.gif_linear.GIFLinear`): SpikeLLM's "t2" is ``steps=1, salient_fraction=0.1,
-salient_steps=2`` (1.1 average steps), "t4" is ``0.05`` at ``4`` (1.15).
+(``O(C)`` memory per layer, no ``C x C`` matrix). The top ``ceil(salient_fraction * C)``
+channels get ``salient_steps`` steps, the others ``steps``, and each of the two groups is
+quantized per token over its own range (:class:`~.gif_linear.GIFLinear`): SpikeLLM's "t2" is
+``steps=1, salient_fraction=0.1, salient_steps=2`` (1.1 average steps), "t4" is ``0.05`` at
+``4`` (1.15).
+
+SmoothQuant scale of the input channel ``j`` shared by the layers ``G`` (q/k/v; gate/up; o;
+down): ``s_j = max|X_j|^α / max_{W in G} max_o |W_oj|^(1-α)``, applied as an explicit scale
+(``x / s`` before the quantizer, ``W diag(s)``; foldable into the RMSNorm weight for q/k/v and
+gate/up, into ``up_proj`` for ``down_proj``).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from neuron_zoo.validation import check_choice, check_positive_int, check_real
@@ -29,43 +45,76 @@ from neuron_zoo.validation import check_choice, check_positive_int, check_real
 from .gif_linear import PATHS, GIFLinear
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
+SUPPORTED_NAMES = "Llama, Qwen2, Mistral"
 PROJECTIONS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+SHARED_INPUTS = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("self_attn.o_proj",),
+                 ("mlp.gate_proj", "mlp.up_proj"), ("mlp.down_proj",))
+CLIPPING = ("none", "lwc")
 
 
 @dataclasses.dataclass
 class SpikifyConfig:
-    """``levels`` ``L`` per spike, ``steps`` ``T`` per channel (``T (L - 1) + 1`` code levels per
-    token), ``path`` ``'spike'`` (matrix products on the spikes) or ``'fake'`` (the equal
-    quantizer, one product); OBS: ``salient_fraction`` of each layer's input channels at
-    ``salient_steps`` steps (0: no OBS)."""
+    """Activations: ``levels`` ``L`` per spike (0: floating point, no spikes), ``steps`` ``T``
+    per channel (``T (L - 1) + 1`` code levels per token), ``path`` ``'spike'`` (matrix
+    products on the spikes) or ``'fake'`` (the equal quantizer, one product); OBS:
+    ``salient_fraction`` of each layer's input channels at ``salient_steps`` steps (0: no OBS).
+    Weights: ``weight_bits`` per output channel (0: float), ``weight_clipping`` ``'none'``
+    (RTN) or ``'lwc'`` (learnable clipping, ``lwc_epochs`` passes over the calibration
+    windows, Adam at ``lwc_lr``). ``smooth_alpha`` > 0: SmoothQuant's migration strength."""
 
     levels: int = 16
     steps: int = 1
     path: str = "spike"
     salient_fraction: float = 0.0
     salient_steps: int = 1
+    weight_bits: int = 0
+    weight_clipping: str = "none"
+    lwc_epochs: int = 2
+    lwc_lr: float = 1e-2
+    smooth_alpha: float = 0.0
 
     def __post_init__(self):
-        check_positive_int("levels", self.levels)
-        if self.levels < 2:
-            raise ValueError(f"levels={self.levels} is out of range; accepted: an int >= 2")
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels == 1 \
+                or self.levels < 0:
+            raise ValueError(f"levels={self.levels!r} is out of range; accepted: an int >= 2, "
+                             "or 0 (activations stay floating point)")
         check_positive_int("steps", self.steps)
         check_choice("path", self.path, PATHS)
         check_real("salient_fraction", self.salient_fraction, 0.0, 1.0)
         check_positive_int("salient_steps", self.salient_steps)
+        if isinstance(self.weight_bits, bool) or not isinstance(self.weight_bits, int) \
+                or not 0 <= self.weight_bits <= 8:
+            raise ValueError(f"weight_bits={self.weight_bits!r} is not accepted; an int in 1..8, "
+                             "or 0 (float)")
+        check_choice("weight_clipping", self.weight_clipping, CLIPPING)
+        if self.weight_clipping == "lwc" and not self.weight_bits:
+            raise ValueError("weight_clipping='lwc' needs weight_bits > 0")
+        check_positive_int("lwc_epochs", self.lwc_epochs)
+        check_real("lwc_lr", self.lwc_lr, 0.0, low_open=True)
+        check_real("smooth_alpha", self.smooth_alpha, 0.0, 1.0)
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.salient_fraction > 0 or self.smooth_alpha > 0 or self.weight_clipping != "none"
 
 
-def decoder_linears(model: nn.Module) -> Dict[str, nn.Linear]:
-    """``{qualified name: module}`` of the projections of every decoder block of a supported
-    model; ``ValueError`` naming the supported architectures otherwise."""
+def check_architecture(model: nn.Module) -> None:
+    """``ValueError`` naming the supported architectures unless ``model`` is a Llama, Qwen2 or
+    Mistral causal LM (the LLaMA layout: ``model.model.layers[i].self_attn / .mlp``)."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ValueError(f"spikify supports model_type {', '.join(SUPPORTED_MODEL_TYPES)} (LLaMA layout); "
-                         f"got {model_type!r} ({type(model).__name__})")
-    layers = model.model.layers
+        types = ", ".join(SUPPORTED_MODEL_TYPES)
+        raise ValueError(f"spikify supports {SUPPORTED_NAMES} (model_type {types}; "
+                         f"the LLaMA layout); got model_type {model_type!r} ({type(model).__name__})")
+
+
+def decoder_linears(model: nn.Module) -> Dict[str, nn.Module]:
+    """``{qualified name: module}`` of the projections of every decoder block of a supported
+    model; ``ValueError`` naming the supported architectures otherwise."""
+    check_architecture(model)
     return {f"model.layers.{i}.{p}": layer.get_submodule(p)
-            for i, layer in enumerate(layers) for p in PROJECTIONS}
+            for i, layer in enumerate(model.model.layers) for p in PROJECTIONS}
 
 
 def channel_saliency(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -79,19 +128,11 @@ def channel_saliency(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def obs_saliency(model: nn.Module, calibration_data: torch.Tensor,
                  batch_size: int = 1) -> Dict[str, torch.Tensor]:
     """``{layer name: [C] saliency S_j}`` (module docstring) of every decoder projection, from
-    forward passes of ``calibration_data`` (``[n, seq_len]`` token ids) through ``model``."""
+    forward passes of ``calibration_data`` (``[n, seq_len]`` token ids) through the whole float
+    ``model`` (for inspection; :func:`spikify` computes it block by block)."""
     linears = decoder_linears(model)
-    sums = {name: torch.zeros(m.in_features, dtype=torch.float64) for name, m in linears.items()}
-    counts = dict.fromkeys(linears, 0)
-
-    def hook(name):
-        def record(module, args):
-            x = args[0].reshape(-1, module.in_features)
-            sums[name] += channel_saliency(x, module.weight).double().cpu() * x.shape[0]
-            counts[name] += x.shape[0]
-        return record
-
-    handles = [m.register_forward_pre_hook(hook(name)) for name, m in linears.items()]
+    stats = {name: _Stats() for name in linears}
+    handles = [m.register_forward_pre_hook(stats[name].hook) for name, m in linears.items()]
     was_training = model.training
     model.eval()
     try:
@@ -102,7 +143,25 @@ def obs_saliency(model: nn.Module, calibration_data: torch.Tensor,
         for h in handles:
             h.remove()
         model.train(was_training)
-    return {name: (sums[name] / max(counts[name], 1)).float() for name in linears}
+    return {name: s.saliency() for name, s in stats.items()}
+
+
+class _Stats:
+    """Running OBS saliency sum and ``max|X_j|`` of one layer's inputs (a forward pre-hook)."""
+
+    def __init__(self):
+        self.sum, self.count, self.absmax = None, 0, None
+
+    def hook(self, module, args):
+        x = args[0].reshape(-1, module.in_features)
+        s = channel_saliency(x, module.weight).double().cpu() * x.shape[0]
+        m = x.detach().abs().amax(0).float().cpu()
+        self.sum = s if self.sum is None else self.sum + s
+        self.absmax = m if self.absmax is None else torch.maximum(self.absmax, m)
+        self.count += x.shape[0]
+
+    def saliency(self) -> torch.Tensor:
+        return (self.sum / max(self.count, 1)).float()
 
 
 def salient_steps(saliency: torch.Tensor, config: SpikifyConfig) -> torch.Tensor:
@@ -115,28 +174,214 @@ def salient_steps(saliency: torch.Tensor, config: SpikifyConfig) -> torch.Tensor
     return steps
 
 
+def smoothing_scales(absmax: torch.Tensor, weights: List[torch.Tensor], alpha: float) -> torch.Tensor:
+    """SmoothQuant: ``s_j = max|X_j|^α / max_{W} max_o |W_oj|^(1-α)`` over the layers ``weights``
+    sharing the input (both maxima clamped at 1e-5, as SmoothQuant)."""
+    w_max = torch.stack([w.detach().abs().amax(0).float().cpu() for w in weights]).amax(0).clamp_min(1e-5)
+    return (absmax.clamp_min(1e-5).pow(alpha) / w_max.pow(1 - alpha)).clamp_min(1e-5)
+
+
+class _Captured(Exception):
+    pass
+
+
+@torch.no_grad()
+def block_inputs(model: nn.Module, calibration_data: torch.Tensor,
+                 device: Optional[torch.device] = None) -> Tuple[torch.Tensor, Dict[str, Any]]:
+    """``(X, kwargs)``: the hidden states entering decoder block 0 for each calibration window
+    (``[n, S, d]``, one window at a time) and the keyword arguments the model passes to its
+    blocks (position embeddings, mask) for one window (the same for every window of length S)."""
+    layers = model.model.layers
+    inputs, kwargs = [], {}
+
+    def catch(module, args, kw):
+        hidden = args[0] if args else kw["hidden_states"]
+        inputs.append(hidden.to(device) if device is not None else hidden)
+        kwargs.update({k: v for k, v in kw.items() if k not in ("hidden_states", "cache", "past_key_values",
+                                                                  "past_key_value", "use_cache")})
+        raise _Captured
+
+    handle = layers[0].register_forward_pre_hook(catch, with_kwargs=True)
+    try:
+        model_device = next(model.parameters()).device
+        for window in calibration_data:
+            try:
+                model(input_ids=window.unsqueeze(0).to(model_device), use_cache=False)
+            except _Captured:
+                pass
+    finally:
+        handle.remove()
+    if device is not None:
+        kwargs = {k: _to(v, device) for k, v in kwargs.items()}
+    return torch.cat(inputs), kwargs
+
+
+def _to(value, device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, tuple):
+        return tuple(_to(v, device) for v in value)
+    return value
+
+
+def _run(block: nn.Module, x: torch.Tensor, kwargs: Dict[str, Any]) -> torch.Tensor:
+    out = block(x, **kwargs)
+    return out[0] if isinstance(out, tuple) else out
+
+
+@torch.no_grad()
+def _forward_all(block: nn.Module, x: torch.Tensor, kwargs: Dict[str, Any]) -> torch.Tensor:
+    return torch.cat([_run(block, x[j: j + 1], kwargs) for j in range(x.shape[0])])
+
+
+def train_clipping(block: nn.Module, x: torch.Tensor, target: torch.Tensor, kwargs: Dict[str, Any],
+                   config: SpikifyConfig, seed: int = 0) -> List[float]:
+    """OmniQuant LWC for one block: Adam on the clip logits of its :class:`GIFLinear` layers,
+    ``lwc_epochs`` passes over the windows (one window per step, order from ``seed``),
+    minimising ``mean (block^q(X) - Y)²`` with the activation quantizer in its fake path
+    (straight-through). Returns the mean loss of each epoch."""
+    layers = [m for m in block.modules() if isinstance(m, GIFLinear)]
+    params = [p for m in layers for p in m.enable_clipping()]
+    frozen = [(p, p.requires_grad) for n, p in block.named_parameters() if "clip_" not in n]
+    paths = [m.path for m in layers]
+    for p, _ in frozen:
+        p.requires_grad_(False)
+    for m in layers:
+        m.path = "fake"
+    optimizer = torch.optim.Adam(params, lr=config.lwc_lr)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    try:
+        with torch.enable_grad():
+            for _ in range(config.lwc_epochs):
+                total = 0.0
+                for j in torch.randperm(x.shape[0], generator=generator).tolist():
+                    loss = F.mse_loss(_run(block, x[j: j + 1], kwargs).float(), target[j: j + 1].float())
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item()
+                losses.append(total / x.shape[0])
+    finally:
+        for p, flag in frozen:
+            p.requires_grad_(flag)
+        for m, path in zip(layers, paths):
+            m.path = path
+    return losses
+
+
+def convert_block(block: nn.Module, config: SpikifyConfig,
+                  stats: Optional[Dict[str, Tuple[torch.Tensor, torch.Tensor]]] = None,
+                  saliency: Optional[Dict[str, torch.Tensor]] = None) -> Dict[str, GIFLinear]:
+    """Replace the projections of one decoder block by :class:`GIFLinear` in place:
+    ``stats`` ``{projection: (saliency, max|X|)}`` from calibration (or ``saliency`` given)
+    set smoothing and OBS steps, and are kept as the buffer ``saliency``. Weights are not
+    frozen here (learnable clipping may follow). Returns ``{projection: GIFLinear}``."""
+    linears = {p: block.get_submodule(p) for p in PROJECTIONS}
+    new = {}
+    for group in SHARED_INPUTS:
+        scale = None
+        if config.smooth_alpha > 0:
+            if stats is None:
+                raise ValueError("smooth_alpha > 0 (SmoothQuant) needs calibration data")
+            weights = [linears[p].weight for p in group]
+            scale = smoothing_scales(stats[group[0]][1], weights, config.smooth_alpha)
+        for p in group:
+            layer = GIFLinear(linears[p], config.levels, config.steps, config.path, config.weight_bits)
+            if scale is not None:
+                layer.set_smoothing(scale)
+            s = saliency[p] if saliency is not None else (stats[p][0] if stats is not None else None)
+            if s is not None:
+                layer.saliency = s.to(layer._device())
+            if config.salient_fraction > 0:
+                if s is None:
+                    raise ValueError("salient_fraction > 0 (OBS) needs calibration_data "
+                                     "([n, seq_len] token ids)")
+                layer.set_channel_steps(salient_steps(s, config))
+            parent, _, child = p.rpartition(".")
+            setattr(block.get_submodule(parent), child, layer)
+            new[p] = layer
+    return new
+
+
 def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: SpikifyConfig,
-            saliency: Optional[Dict[str, torch.Tensor]] = None) -> nn.Module:
-    """Replace, in place, every decoder projection of ``model`` by a :class:`GIFLinear` driven by
-    per-token GIF spike trains; with ``config.salient_fraction > 0``, OBS saliency from
-    ``calibration_data`` (``[n, seq_len]`` token ids), or ``saliency`` given (:func:`obs_saliency`
-    of the same float model, to convert it several times), sets per-channel steps. Returns
-    ``model``."""
+            saliency: Optional[Dict[str, torch.Tensor]] = None, device: Optional[torch.device] = None,
+            log: Optional[list] = None) -> nn.Module:
+    """Convert ``model`` in place, block by block (module docstring): every decoder projection
+    becomes a :class:`GIFLinear`. ``calibration_data`` (``[n, seq_len]`` token ids) is needed for
+    OBS (``salient_fraction > 0``, unless ``saliency`` ``{layer name: [C]}`` is given),
+    smoothing and learnable clipping; when given, each layer keeps its block-wise saliency
+    (:func:`configure_activations` can then add OBS later). ``device``: where each block is
+    calibrated (the block and
+    ``X`` move there, the block moves back). ``log``: a list receiving one dict per block (LWC
+    losses). Returns ``model``."""
     linears = decoder_linears(model)
-    if config.salient_fraction > 0 and saliency is None:
-        if calibration_data is None:
-            raise ValueError("salient_fraction > 0 (OBS) needs calibration_data ([n, seq_len] token ids)")
-        saliency = obs_saliency(model, calibration_data)
-    if config.salient_fraction == 0:
-        saliency = None
-    elif set(saliency) != set(linears):
+    if saliency is not None and set(saliency) != set(linears):
         raise ValueError("saliency must hold one entry per decoder projection (obs_saliency of this model)")
-    for name, linear in linears.items():
-        parent_name, _, child = name.rpartition(".")
-        spiking = GIFLinear(linear, config.levels, config.steps, config.path)
-        if saliency is not None:
-            spiking.set_channel_steps(salient_steps(saliency[name], config).to(linear.weight.device))
-        setattr(model.get_submodule(parent_name), child, spiking)
+    needed = config.needs_calibration and not (saliency is not None and config.smooth_alpha == 0
+                                               and config.weight_clipping == "none")
+    calibrate = calibration_data is not None
+    if needed and not calibrate:
+        needs = [what for what, on in (("salient_fraction > 0 (OBS)", config.salient_fraction > 0),
+                                       ("smooth_alpha > 0", config.smooth_alpha > 0),
+                                       ("weight_clipping='lwc'", config.weight_clipping == "lwc")) if on]
+        raise ValueError(f"{' and '.join(needs)} needs calibration_data ([n, seq_len] token ids)")
+    was_training = model.training
+    model.eval()
+    x = kwargs = None
+    if calibrate:
+        x, kwargs = block_inputs(model, calibration_data, device)
+    for i, block in enumerate(model.model.layers):
+        home = next(block.parameters()).device
+        if calibrate and device is not None:
+            block.to(device)
+        stats = target = None
+        if calibrate:
+            recorders = {p: _Stats() for p in PROJECTIONS}
+            handles = [block.get_submodule(p).register_forward_pre_hook(recorders[p].hook)
+                       for p in PROJECTIONS]
+            try:
+                target = _forward_all(block, x, kwargs)
+            finally:
+                for h in handles:
+                    h.remove()
+            stats = {p: (r.saliency(), r.absmax) for p, r in recorders.items()}
+        block_saliency = None if saliency is None else \
+            {p: saliency[f"model.layers.{i}.{p}"] for p in PROJECTIONS}
+        layers = convert_block(block, config, stats, block_saliency)
+        entry = {"block": i}
+        if config.weight_clipping == "lwc":
+            entry["lwc_loss"] = train_clipping(block, x, target, kwargs, config, seed=i)
+        for layer in layers.values():
+            layer.freeze_weight()
+        if calibrate:
+            if config.weight_clipping == "lwc" or i + 1 < len(model.model.layers):
+                out = _forward_all(block, x, kwargs)
+                entry["block_mse"] = F.mse_loss(out.float(), target.float()).item()
+                x = out
+            del target
+            if device is not None:
+                block.to(home)
+        if log is not None:
+            log.append(entry)
+    for m in model.modules():
+        if isinstance(m, GIFLinear):
+            m.reset_counts()
+    model.train(was_training)
+    return model
+
+
+def configure_activations(model: nn.Module, config: SpikifyConfig) -> nn.Module:
+    """Set the activation spiking of every :class:`GIFLinear` of a converted model to
+    ``config`` (levels, steps, path, OBS steps from each layer's stored ``saliency``), keeping
+    its weights: e.g. the same learnable-clipping W4 weights with and without OBS."""
+    for name, m in model.named_modules():
+        if isinstance(m, GIFLinear):
+            m.configure_activations(config.levels, config.steps, config.path)
+            if config.salient_fraction > 0:
+                if m.saliency is None:
+                    raise ValueError(f"{name} has no stored saliency (converted without calibration data)")
+                m.set_channel_steps(salient_steps(m.saliency.cpu(), config))
     return model
 
 
@@ -151,4 +396,11 @@ def spiking_summary(model: nn.Module) -> Dict[str, float]:
         return sum(value(m) * m.in_features * m.out_features for m in layers) / work if work else 0.0
 
     return {"gif_linears": len(layers), "average_steps": average(lambda m: m.average_steps),
-            "average_bits": average(lambda m: m.average_steps * math.log2(m.levels))}
+            "average_bits": average(lambda m: m.average_steps * math.log2(m.levels) if m.levels else 16.0)}
+
+
+def stored_saliency(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """``{layer name: [C] saliency}`` kept by the :class:`GIFLinear` layers of a converted model
+    (block-wise OBS saliency), to convert another copy of the float model the same way."""
+    return {name: m.saliency for name, m in model.named_modules()
+            if isinstance(m, GIFLinear) and m.saliency is not None}

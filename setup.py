@@ -29,6 +29,7 @@ setup(
         "sj-grid = sj_spikelm.grid:main",
         "sj-report = sj_spikelm.report:main",
         "sj-seq2seq = sj_spikelm.train.seq2seq:main",
+        "sj-spikellm = sj_spikelm.train.spikellm:main",
     ]},
     extras_require={
         "dev": ["pytest>=7", "ruff>=0.4", "accelerate>=1.1",  # accelerate: transformers.Trainer (tested)

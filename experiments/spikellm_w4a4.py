@@ -41,6 +41,8 @@ def main(argv=None):
     parser.add_argument("--calib-len", type=int, default=512)
     parser.add_argument("--lwc-epochs", type=int, default=2)
     parser.add_argument("--lwc-lr", type=float, default=1e-2)
+    parser.add_argument("--calib-activations", choices=("quantized", "float"), default="quantized",
+                        help="activation quantizer on or off while calibrating the clipping")
     parser.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
@@ -52,7 +54,8 @@ def main(argv=None):
                                  args.seed)
     out = {"model": args.model, "gguf_file": args.gguf_file, "stream_tokens": len(ids),
            "calibration": {"windows": args.calib_windows, "seq_len": args.calib_len, "seed": args.seed},
-           "lwc": {"epochs": args.lwc_epochs, "lr": args.lwc_lr}, "alpha": args.alpha, "results": []}
+           "lwc": {"epochs": args.lwc_epochs, "lr": args.lwc_lr, "activations": args.calib_activations},
+           "alpha": args.alpha, "results": []}
     lwc_model = None
 
     def evaluate(name, evaluated, config, convert_s):
@@ -89,7 +92,7 @@ def main(argv=None):
             continue
         if lwc_model is None:
             config = SpikifyConfig(**A4, weight_bits=4, weight_clipping="lwc", lwc_epochs=args.lwc_epochs,
-                                   lwc_lr=args.lwc_lr)
+                                   lwc_lr=args.lwc_lr, calib_activations=args.calib_activations)
             log = []
             lwc_model = spikify(copy.deepcopy(model), calibration, config, log=log)
             out["lwc_log"] = log

@@ -206,3 +206,19 @@ def test_cost_counts():
     assert cost["energy_spike_uj"] == pytest.approx(events * 0.4e-6)
     assert all(m.tokens == IDS.numel() for m in layers)
     assert math.isclose(cost["energy_ratio"], cost["energy_spike_uj"] / cost["energy_fp16_uj"])
+
+
+def test_weight_only_calibration_matches_float_activations():
+    lwc = dict(weight_bits=3, weight_clipping="lwc", lwc_epochs=3, lwc_lr=0.05)
+    weight_only = spikify(tiny(), CALIB, SpikifyConfig(levels=16, calib_activations="float", **lwc))
+    float_acts = spikify(tiny(), CALIB, SpikifyConfig(levels=0, **lwc))
+    a4 = spikify(tiny(), CALIB, SpikifyConfig(levels=16, **lwc))
+    reference = dict(float_acts.named_modules())
+    layers = [(m, reference[name]) for name, m in weight_only.named_modules() if isinstance(m, GIFLinear)]
+    assert len(layers) == 14
+    assert all(torch.equal(m.weight_int, n.weight_int) and not m.float_inputs for m, n in layers)
+    quantized = dict(a4.named_modules())
+    assert any(not torch.equal(m.weight_int, quantized[name].weight_int)  # clipping saw other inputs
+               for name, m in weight_only.named_modules() if isinstance(m, GIFLinear))
+    with pytest.raises(ValueError, match="calib_activations='fp' is not accepted"):
+        SpikifyConfig(calib_activations="fp")

@@ -69,6 +69,7 @@ class GIFLinear(nn.Module):
         for name in ("channel_steps", "smooth", "saliency", "weight_int", "weight_scale"):
             self.register_buffer(name, None)
         self.reset_counts()
+        self.float_inputs = False  # True: skip the activation quantizer (weight-only calibration)
         self.configure_activations(levels, steps, path)
 
     # ---- configuration ---------------------------------------------------------------------
@@ -171,7 +172,7 @@ class GIFLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.smooth is not None:
             x = x / self.smooth
-        if not self.levels:
+        if not self.levels or self.float_inputs:
             matrix, scale = self.product_weight(x.dtype)
             if scale is None:
                 return F.linear(x, matrix, self.bias)

@@ -51,6 +51,7 @@ PROJECTIONS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self
 SHARED_INPUTS = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("self_attn.o_proj",),
                  ("mlp.gate_proj", "mlp.up_proj"), ("mlp.down_proj",))
 CLIPPING = ("none", "lwc")
+CALIB_ACTIVATIONS = ("quantized", "float")
 
 
 @dataclasses.dataclass
@@ -61,7 +62,10 @@ class SpikifyConfig:
     ``salient_fraction`` of each layer's input channels at ``salient_steps`` steps (0: no OBS).
     Weights: ``weight_bits`` per output channel (0: float), ``weight_clipping`` ``'none'``
     (RTN) or ``'lwc'`` (learnable clipping, ``lwc_epochs`` passes over the calibration
-    windows, Adam at ``lwc_lr``). ``smooth_alpha`` > 0: SmoothQuant's migration strength."""
+    windows, Adam at ``lwc_lr``). ``smooth_alpha`` > 0: SmoothQuant's migration strength.
+    ``calib_activations``: during block-wise calibration (clipping and the propagation of
+    ``X`` to the next block) the activation quantizer is on (``'quantized'``, OmniQuant W4A4)
+    or off (``'float'``: weight-only calibration, activations quantized at evaluation only)."""
 
     levels: int = 16
     steps: int = 1
@@ -73,6 +77,7 @@ class SpikifyConfig:
     lwc_epochs: int = 2
     lwc_lr: float = 1e-2
     smooth_alpha: float = 0.0
+    calib_activations: str = "quantized"
 
     def __post_init__(self):
         if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels == 1 \
@@ -93,6 +98,7 @@ class SpikifyConfig:
         check_positive_int("lwc_epochs", self.lwc_epochs)
         check_real("lwc_lr", self.lwc_lr, 0.0, low_open=True)
         check_real("smooth_alpha", self.smooth_alpha, 0.0, 1.0)
+        check_choice("calib_activations", self.calib_activations, CALIB_ACTIVATIONS)
 
     @property
     def needs_calibration(self) -> bool:
@@ -349,6 +355,8 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
         block_saliency = None if saliency is None else \
             {p: saliency[f"model.layers.{i}.{p}"] for p in PROJECTIONS}
         layers = convert_block(block, config, stats, block_saliency)
+        for layer in layers.values():
+            layer.float_inputs = config.calib_activations == "float"
         entry = {"block": i}
         if config.weight_clipping == "lwc":
             entry["lwc_loss"] = train_clipping(block, x, target, kwargs, config, seed=i)
@@ -362,6 +370,8 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
             del target
             if device is not None:
                 block.to(home)
+        for layer in layers.values():
+            layer.float_inputs = False
         if log is not None:
             log.append(entry)
     for m in model.modules():

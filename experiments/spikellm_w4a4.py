@@ -2,7 +2,8 @@
 perplexity of FP, RTN W4A4, SmoothQuant-style W4A4 (alpha 0.5, RTN weights), OmniQuant-style
 W4A4 (learnable weight clipping, block by block) and SpikeLLM W4A4 t2 / t4 (the same
 learnable-clipping W4 weights, OBS steps, the spike path executed; ``@fake`` rows: the
-quantizer path of the same model, to check that both give the same perplexity). All rows use
+quantizer path of the same model, to check that both give the same perplexity; ``wo:`` rows:
+the clipping calibrated weight-only, activations in float while calibrating). All rows use
 the same calibration windows (WikiText-2 train, ``random_windows``, ``--seed``) and the same
 prefix of test windows.
 
@@ -27,7 +28,8 @@ from sj_spikelm.pretrained_lm import SMOLLM2, load_causal_lm
 
 A4 = dict(levels=16, steps=1)
 OBS = {"t2": dict(salient_fraction=0.10, salient_steps=2), "t4": dict(salient_fraction=0.05, salient_steps=4)}
-ROWS = ("fp", "rtn", "smoothquant", "omniquant", "t2", "t2@fake", "t4", "t4@fake")
+LWC_ROWS = ("omniquant", "t2", "t2@fake", "t4", "t4@fake")
+ROWS = ("fp", "rtn", "smoothquant", *LWC_ROWS, *(f"wo:{r}" for r in LWC_ROWS))
 
 
 def main(argv=None):
@@ -41,8 +43,6 @@ def main(argv=None):
     parser.add_argument("--calib-len", type=int, default=512)
     parser.add_argument("--lwc-epochs", type=int, default=2)
     parser.add_argument("--lwc-lr", type=float, default=1e-2)
-    parser.add_argument("--calib-activations", choices=("quantized", "float"), default="quantized",
-                        help="activation quantizer on or off while calibrating the clipping")
     parser.add_argument("--alpha", type=float, default=0.5, help="SmoothQuant migration strength")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
@@ -54,9 +54,9 @@ def main(argv=None):
                                  args.seed)
     out = {"model": args.model, "gguf_file": args.gguf_file, "stream_tokens": len(ids),
            "calibration": {"windows": args.calib_windows, "seq_len": args.calib_len, "seed": args.seed},
-           "lwc": {"epochs": args.lwc_epochs, "lr": args.lwc_lr, "activations": args.calib_activations},
+           "lwc": {"epochs": args.lwc_epochs, "lr": args.lwc_lr},
            "alpha": args.alpha, "results": []}
-    lwc_model = None
+    lwc_models = {}
 
     def evaluate(name, evaluated, config, convert_s):
         start = time.time()
@@ -90,17 +90,18 @@ def main(argv=None):
             evaluate(name, converted, config, time.time() - start)
             del converted
             continue
-        if lwc_model is None:
+        calib_activations = "float" if name.startswith("wo:") else "quantized"
+        if calib_activations not in lwc_models:
             config = SpikifyConfig(**A4, weight_bits=4, weight_clipping="lwc", lwc_epochs=args.lwc_epochs,
-                                   lwc_lr=args.lwc_lr, calib_activations=args.calib_activations)
+                                   lwc_lr=args.lwc_lr, calib_activations=calib_activations)
             log = []
-            lwc_model = spikify(copy.deepcopy(model), calibration, config, log=log)
-            out["lwc_log"] = log
+            lwc_models[calib_activations] = spikify(copy.deepcopy(model), calibration, config, log=log)
+            out[f"lwc_log_{calib_activations}"] = log
             print(json.dumps({"lwc_s": round(time.time() - start, 1), "last_block": log[-1]}), flush=True)
-        setting, _, path = name.partition("@")
+        setting, _, path = name.removeprefix("wo:").partition("@")
         config = SpikifyConfig(**A4, weight_bits=4, path=path or "spike", **OBS.get(setting, {}))
-        configure_activations(lwc_model, config)
-        evaluate(name, lwc_model, config, time.time() - start)
+        configure_activations(lwc_models[calib_activations], config)
+        evaluate(name, lwc_models[calib_activations], config, time.time() - start)
     return out
 
 

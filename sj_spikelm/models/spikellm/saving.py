@@ -2,7 +2,7 @@
 ``config.json`` (and tokenizer files when given), ``spikellm.json`` (the conversion settings
 and, per :class:`~.gif_linear.GIFLinear`, its activation / weight settings) and
 ``model.safetensors`` (every parameter and buffer: integer weights ``weight_int``, scales,
-smoothing, per-channel steps, saliency; tied embeddings stored once).
+smoothing, per-channel steps, saliency, K/V spiking steps; tied embeddings stored once).
 
     save_spikified(model, "out/", config, tokenizer)
     model = load_spikified("out/")          # same outputs, bit for bit
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .gif_linear import GIFLinear
+from .kv_spiking import KVSpiking, use_spiking_attention
 from .spikify import SpikifyConfig, check_architecture
 
 SETTINGS_FILE = "spikellm.json"
@@ -39,8 +40,10 @@ def save_spikified(model: nn.Module, directory: Union[str, Path], config: Option
     layers = {name: {"levels": m.levels, "steps": m.steps, "path": m.path, "weight_bits": m.weight_bits,
                      "frozen": m.weight is None}
               for name, m in model.named_modules() if isinstance(m, GIFLinear)}
+    kv = {name: {"levels": m.levels, "steps": m.steps, "path": m.path, "shape": list(m.key_steps.shape)}
+          for name, m in model.named_modules() if isinstance(m, KVSpiking)}
     settings = {"format": FORMAT, "spikify": None if config is None else dataclasses.asdict(config),
-                "layers": layers}
+                "layers": layers, "kv_spiking": kv}
     (directory / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
     save_model(model, str(directory / WEIGHTS_FILE))
     return directory
@@ -69,6 +72,12 @@ def load_spikified(directory: Union[str, Path], dtype: torch.dtype = torch.float
         if spec["frozen"]:
             layer.weight = None
         setattr(model.get_submodule(parent), child, layer)
+    for name, spec in settings.get("kv_spiking", {}).items():
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, KVSpiking(*spec["shape"], spec["levels"], spec["steps"],
+                                                              spec["path"]))
+    if settings.get("kv_spiking"):
+        use_spiking_attention(model)
     tensors = load_file(str(directory / WEIGHTS_FILE))
     for key, value in tensors.items():  # buffers that are None in a fresh layer (steps, codes, ...)
         module_name, _, attr = key.rpartition(".")

@@ -43,6 +43,7 @@ from torch import nn
 from neuron_zoo.validation import check_choice, check_positive_int, check_real
 
 from .gif_linear import PATHS, GIFLinear
+from .kv_spiking import KVSaliency, KVSpiking, use_spiking_attention
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
 SUPPORTED_NAMES = "Llama, Qwen2, Mistral"
@@ -65,7 +66,10 @@ class SpikifyConfig:
     windows, Adam at ``lwc_lr``). ``smooth_alpha`` > 0: SmoothQuant's migration strength.
     ``calib_activations``: during block-wise calibration (clipping and the propagation of
     ``X`` to the next block) the activation quantizer is on (``'quantized'``, OmniQuant W4A4)
-    or off (``'float'``: weight-only calibration, activations quantized at evaluation only)."""
+    or off (``'float'``: weight-only calibration, activations quantized at evaluation only).
+    Keys and values (:mod:`.kv_spiking`): ``kv_levels`` per spike (0: floating point),
+    ``kv_steps``, and ``kv_salient_fraction`` of each head's channels at ``kv_salient_steps``
+    (saliency per head and channel)."""
 
     levels: int = 16
     steps: int = 1
@@ -78,6 +82,10 @@ class SpikifyConfig:
     lwc_lr: float = 1e-2
     smooth_alpha: float = 0.0
     calib_activations: str = "quantized"
+    kv_levels: int = 0
+    kv_steps: int = 1
+    kv_salient_fraction: float = 0.0
+    kv_salient_steps: int = 1
 
     def __post_init__(self):
         if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels == 1 \
@@ -99,10 +107,18 @@ class SpikifyConfig:
         check_real("lwc_lr", self.lwc_lr, 0.0, low_open=True)
         check_real("smooth_alpha", self.smooth_alpha, 0.0, 1.0)
         check_choice("calib_activations", self.calib_activations, CALIB_ACTIVATIONS)
+        if isinstance(self.kv_levels, bool) or not isinstance(self.kv_levels, int) or self.kv_levels == 1 \
+                or self.kv_levels < 0:
+            raise ValueError(f"kv_levels={self.kv_levels!r} is out of range; accepted: an int >= 2, "
+                             "or 0 (keys and values stay floating point)")
+        check_positive_int("kv_steps", self.kv_steps)
+        check_real("kv_salient_fraction", self.kv_salient_fraction, 0.0, 1.0)
+        check_positive_int("kv_salient_steps", self.kv_salient_steps)
 
     @property
     def needs_calibration(self) -> bool:
-        return self.salient_fraction > 0 or self.smooth_alpha > 0 or self.weight_clipping != "none"
+        return self.salient_fraction > 0 or self.smooth_alpha > 0 or self.weight_clipping != "none" \
+            or (self.kv_levels > 0 and self.kv_salient_fraction > 0)
 
 
 def check_architecture(model: nn.Module) -> None:
@@ -330,10 +346,14 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
     if needed and not calibrate:
         needs = [what for what, on in (("salient_fraction > 0 (OBS)", config.salient_fraction > 0),
                                        ("smooth_alpha > 0", config.smooth_alpha > 0),
-                                       ("weight_clipping='lwc'", config.weight_clipping == "lwc")) if on]
+                                       ("weight_clipping='lwc'", config.weight_clipping == "lwc"),
+                                       ("kv_salient_fraction > 0", config.kv_levels > 0
+                                        and config.kv_salient_fraction > 0)) if on]
         raise ValueError(f"{' and '.join(needs)} needs calibration_data ([n, seq_len] token ids)")
     was_training = model.training
     model.eval()
+    if config.kv_levels:
+        use_spiking_attention(model)
     x = kwargs = None
     if calibrate:
         x, kwargs = block_inputs(model, calibration_data, device)
@@ -346,15 +366,20 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
             recorders = {p: _Stats() for p in PROJECTIONS}
             handles = [block.get_submodule(p).register_forward_pre_hook(recorders[p].hook)
                        for p in PROJECTIONS]
+            kv_recorder = block.self_attn._kv_recorder = KVSaliency() if config.kv_levels else None
             try:
                 target = _forward_all(block, x, kwargs)
             finally:
                 for h in handles:
                     h.remove()
+                block.self_attn._kv_recorder = None
             stats = {p: (r.saliency(), r.absmax) for p, r in recorders.items()}
         block_saliency = None if saliency is None else \
             {p: saliency[f"model.layers.{i}.{p}"] for p in PROJECTIONS}
         layers = convert_block(block, config, stats, block_saliency)
+        if config.kv_levels:
+            attach_kv_spiking(block.self_attn, model.config, config,
+                              kv_recorder.result() if calibrate else None)
         for layer in layers.values():
             layer.float_inputs = config.calib_activations == "float"
         entry = {"block": i}
@@ -381,6 +406,25 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
     return model
 
 
+def attach_kv_spiking(attention: nn.Module, model_config, config: SpikifyConfig,
+                      saliency: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> KVSpiking:
+    """Give one attention layer a :class:`~.kv_spiking.KVSpiking` (``config.kv_*``) with the
+    per-head-channel ``saliency`` ``(keys, values)`` from calibration; returns it."""
+    heads = model_config.num_key_value_heads or model_config.num_attention_heads
+    head_dim = getattr(model_config, "head_dim", None) or \
+        model_config.hidden_size // model_config.num_attention_heads
+    device = next(attention.parameters()).device
+    kv = KVSpiking(heads, head_dim, config.kv_levels, config.kv_steps, config.path).to(device)
+    if saliency is not None:
+        kv.key_saliency, kv.value_saliency = (s.to(device) for s in saliency)
+    if config.kv_salient_fraction > 0:
+        if saliency is None:
+            raise ValueError("kv_salient_fraction > 0 needs calibration_data ([n, seq_len] token ids)")
+        kv.set_salient(config.kv_salient_fraction, config.kv_salient_steps)
+    attention.kv_spiking = kv
+    return kv
+
+
 def configure_activations(model: nn.Module, config: SpikifyConfig) -> nn.Module:
     """Set the activation spiking of every :class:`GIFLinear` of a converted model to
     ``config`` (levels, steps, path, OBS steps from each layer's stored ``saliency``), keeping
@@ -398,15 +442,21 @@ def configure_activations(model: nn.Module, config: SpikifyConfig) -> nn.Module:
 def spiking_summary(model: nn.Module) -> Dict[str, float]:
     """Over every :class:`GIFLinear`, weighted by ``in_features * out_features`` (each layer's
     share of the matrix-product work): the average steps per input channel and the average spike
-    train length in bits, ``steps * log2(L)`` (``log2 L`` bits per step); and the layer count."""
+    train length in bits, ``steps * log2(L)`` (``log2 L`` bits per step); and the layer count;
+    with K/V spiking, the same averages over keys and values (``kv_average_steps`` / ``_bits``)."""
     layers = [m for m in model.modules() if isinstance(m, GIFLinear)]
     work = sum(m.in_features * m.out_features for m in layers)
 
     def average(value):
         return sum(value(m) * m.in_features * m.out_features for m in layers) / work if work else 0.0
 
-    return {"gif_linears": len(layers), "average_steps": average(lambda m: m.average_steps),
-            "average_bits": average(lambda m: m.average_steps * math.log2(m.levels) if m.levels else 16.0)}
+    summary = {"gif_linears": len(layers), "average_steps": average(lambda m: m.average_steps),
+               "average_bits": average(lambda m: m.average_steps * math.log2(m.levels) if m.levels else 16.0)}
+    kv = [m for m in model.modules() if isinstance(m, KVSpiking)]
+    if kv:
+        summary["kv_average_steps"] = sum(m.average_steps() for m in kv) / len(kv)
+        summary["kv_average_bits"] = sum(m.average_steps() * math.log2(m.levels) for m in kv) / len(kv)
+    return summary
 
 
 def stored_saliency(model: nn.Module) -> Dict[str, torch.Tensor]:

@@ -20,6 +20,7 @@ from torch import nn
 from .gif_linear import GIFLinear
 from .kv_spiking import KVSpiking, use_spiking_attention
 from .spikify import SpikifyConfig, check_architecture
+from .ternary import TernaryGIFLinear
 
 SETTINGS_FILE = "spikellm.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -32,6 +33,9 @@ def save_spikified(model: nn.Module, directory: Union[str, Path], config: Option
     from safetensors.torch import save_model
 
     check_architecture(model)
+    if any(isinstance(m, TernaryGIFLinear) for m in model.modules()):
+        raise NotImplementedError("save_spikified does not handle ternary weights (weight_path) yet; "
+                                  "supported: GIFLinear layers and K/V spiking")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(directory)

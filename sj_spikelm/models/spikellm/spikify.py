@@ -44,6 +44,7 @@ from neuron_zoo.validation import check_choice, check_positive_int, check_real
 
 from .gif_linear import PATHS, GIFLinear
 from .kv_spiking import KVSaliency, KVSpiking, use_spiking_attention
+from .ternary import MODES, TernaryGIFLinear
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
 SUPPORTED_NAMES = "Llama, Qwen2, Mistral"
@@ -53,6 +54,7 @@ SHARED_INPUTS = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), (
                  ("mlp.gate_proj", "mlp.up_proj"), ("mlp.down_proj",))
 CLIPPING = ("none", "lwc")
 CALIB_ACTIVATIONS = ("quantized", "float")
+WEIGHT_PATHS = ("none", *MODES)
 
 
 @dataclasses.dataclass
@@ -69,7 +71,10 @@ class SpikifyConfig:
     or off (``'float'``: weight-only calibration, activations quantized at evaluation only).
     Keys and values (:mod:`.kv_spiking`): ``kv_levels`` per spike (0: floating point),
     ``kv_steps``, and ``kv_salient_fraction`` of each head's channels at ``kv_salient_steps``
-    (saliency per head and channel)."""
+    (saliency per head and channel). The weight path (:mod:`.ternary`, activations floating
+    point): ``weight_path`` ``'gif'`` (ternary GIF weights, Hessian saliency, GPTQ), ``'pb'``
+    (PB-LLM-style), ``'rtn'`` (plain ternary rounding) with ``weight_salient_fraction`` of each
+    layer's weights at ``weight_salient_steps`` ternary steps (pb: kept floating point)."""
 
     levels: int = 16
     steps: int = 1
@@ -86,6 +91,9 @@ class SpikifyConfig:
     kv_steps: int = 1
     kv_salient_fraction: float = 0.0
     kv_salient_steps: int = 1
+    weight_path: str = "none"
+    weight_salient_fraction: float = 0.1
+    weight_salient_steps: int = 2
 
     def __post_init__(self):
         if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels == 1 \
@@ -114,11 +122,18 @@ class SpikifyConfig:
         check_positive_int("kv_steps", self.kv_steps)
         check_real("kv_salient_fraction", self.kv_salient_fraction, 0.0, 1.0)
         check_positive_int("kv_salient_steps", self.kv_salient_steps)
+        check_choice("weight_path", self.weight_path, WEIGHT_PATHS)
+        check_real("weight_salient_fraction", self.weight_salient_fraction, 0.0, 1.0)
+        check_positive_int("weight_salient_steps", self.weight_salient_steps)
+        if self.weight_path != "none" and (self.levels or self.weight_bits):
+            raise ValueError(f"weight_path={self.weight_path!r} (ternary weights) keeps activations in "
+                             f"floating point: it needs levels=0 and weight_bits=0, got "
+                             f"levels={self.levels}, weight_bits={self.weight_bits}")
 
     @property
     def needs_calibration(self) -> bool:
         return self.salient_fraction > 0 or self.smooth_alpha > 0 or self.weight_clipping != "none" \
-            or (self.kv_levels > 0 and self.kv_salient_fraction > 0)
+            or (self.kv_levels > 0 and self.kv_salient_fraction > 0) or self.weight_path in ("gif", "pb")
 
 
 def check_architecture(model: nn.Module) -> None:
@@ -171,8 +186,9 @@ def obs_saliency(model: nn.Module, calibration_data: torch.Tensor,
 class _Stats:
     """Running OBS saliency sum and ``max|X_j|`` of one layer's inputs (a forward pre-hook)."""
 
-    def __init__(self):
+    def __init__(self, hessian: bool = False):
         self.sum, self.count, self.absmax = None, 0, None
+        self.hessian = 0.0 if hessian else None
 
     def hook(self, module, args):
         x = args[0].reshape(-1, module.in_features)
@@ -181,6 +197,9 @@ class _Stats:
         self.sum = s if self.sum is None else self.sum + s
         self.absmax = m if self.absmax is None else torch.maximum(self.absmax, m)
         self.count += x.shape[0]
+        if self.hessian is not None:  # H = 2 X Xᵀ / n (accumulated as a sum, divided at the end)
+            xf = x.detach().double().cpu()
+            self.hessian = self.hessian + 2 * xf.t() @ xf
 
     def saliency(self) -> torch.Tensor:
         return (self.sum / max(self.count, 1)).float()
@@ -363,7 +382,7 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
             block.to(device)
         stats = target = None
         if calibrate:
-            recorders = {p: _Stats() for p in PROJECTIONS}
+            recorders = {p: _Stats(hessian=config.weight_path in ("gif", "pb")) for p in PROJECTIONS}
             handles = [block.get_submodule(p).register_forward_pre_hook(recorders[p].hook)
                        for p in PROJECTIONS]
             kv_recorder = block.self_attn._kv_recorder = KVSaliency() if config.kv_levels else None
@@ -374,9 +393,13 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
                     h.remove()
                 block.self_attn._kv_recorder = None
             stats = {p: (r.saliency(), r.absmax) for p, r in recorders.items()}
+            hessians = {p: r.hessian / r.count for p, r in recorders.items() if r.hessian is not None}
         block_saliency = None if saliency is None else \
             {p: saliency[f"model.layers.{i}.{p}"] for p in PROJECTIONS}
-        layers = convert_block(block, config, stats, block_saliency)
+        if config.weight_path != "none":
+            layers = ternary_block(block, config, hessians if calibrate else {})
+        else:
+            layers = convert_block(block, config, stats, block_saliency)
         if config.kv_levels:
             attach_kv_spiking(block.self_attn, model.config, config,
                               kv_recorder.result() if calibrate else None)
@@ -386,7 +409,8 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
         if config.weight_clipping == "lwc":
             entry["lwc_loss"] = train_clipping(block, x, target, kwargs, config, seed=i)
         for layer in layers.values():
-            layer.freeze_weight()
+            if isinstance(layer, GIFLinear):
+                layer.freeze_weight()
         if calibrate:
             if config.weight_clipping == "lwc" or i + 1 < len(model.model.layers):
                 out = _forward_all(block, x, kwargs)
@@ -404,6 +428,20 @@ def spikify(model: nn.Module, calibration_data: Optional[torch.Tensor], config: 
             m.reset_counts()
     model.train(was_training)
     return model
+
+
+def ternary_block(block: nn.Module, config: SpikifyConfig, hessians: Dict[str, torch.Tensor]) -> dict:
+    """Replace the projections of one block by :class:`~.ternary.TernaryGIFLinear`
+    (``config.weight_path``), with the layers' Hessians ``{projection: H}``."""
+    new = {}
+    for p in PROJECTIONS:
+        linear = block.get_submodule(p)
+        layer = TernaryGIFLinear(linear, hessians.get(p), config.weight_path, config.weight_salient_fraction,
+                                 config.weight_salient_steps, path=config.path)
+        parent, _, child = p.rpartition(".")
+        setattr(block.get_submodule(parent), child, layer)
+        new[p] = layer
+    return new
 
 
 def attach_kv_spiking(attention: nn.Module, model_config, config: SpikifyConfig,

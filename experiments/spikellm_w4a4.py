@@ -3,7 +3,10 @@ perplexity of FP, RTN W4A4, SmoothQuant-style W4A4 (alpha 0.5, RTN weights), Omn
 W4A4 (learnable weight clipping, block by block) and SpikeLLM W4A4 t2 / t4 (the same
 learnable-clipping W4 weights, OBS steps, the spike path executed; ``@fake`` rows: the
 quantizer path of the same model, to check that both give the same perplexity; ``wo:`` rows:
-the clipping calibrated weight-only, activations in float while calibrating). All rows use
+the clipping calibrated weight-only, activations in float while calibrating). The weight path
+(``ternary:`` rows, activations in floating point): plain ternary rounding (``rtn``), PB-LLM-style
+(``pb``: salient weights floating point) and SpikeLLM ternary GIF weights (``gif``), 10% salient
+weights at 2 steps (``-t4``: 5% at 4). All rows use
 the same calibration windows (WikiText-2 train, ``random_windows``, ``--seed``) and the same
 prefix of test windows.
 
@@ -23,13 +26,15 @@ import torch
 from sj_spikelm.data.wikitext import random_windows, wikitext2_ids
 from sj_spikelm.models.spikellm import SpikifyConfig, configure_activations, spikify, spiking_summary
 from sj_spikelm.models.spikellm.cost import spikellm_cost
+from sj_spikelm.models.spikellm.ternary import ternary_cost
 from sj_spikelm.perplexity import perplexity
 from sj_spikelm.pretrained_lm import SMOLLM2, load_causal_lm
 
 A4 = dict(levels=16, steps=1)
 OBS = {"t2": dict(salient_fraction=0.10, salient_steps=2), "t4": dict(salient_fraction=0.05, salient_steps=4)}
 LWC_ROWS = ("omniquant", "t2", "t2@fake", "t4", "t4@fake")
-ROWS = ("fp", "rtn", "smoothquant", *LWC_ROWS, *(f"wo:{r}" for r in LWC_ROWS))
+TERNARY_ROWS = ("ternary:rtn", "ternary:pb", "ternary:gif", "ternary:gif-t4")
+ROWS = ("fp", "rtn", "smoothquant", *LWC_ROWS, *(f"wo:{r}" for r in LWC_ROWS), *TERNARY_ROWS)
 
 
 def main(argv=None):
@@ -68,7 +73,9 @@ def main(argv=None):
             row.update(spiking_summary(evaluated))
             row["weight_bits"] = config.weight_bits
         row.update(perplexity(evaluated, ids, args.seq_len, args.max_windows))
-        if config is not None:
+        if config is not None and config.weight_path != "none":
+            row.update(ternary_cost(evaluated))
+        elif config is not None:
             row.update(spikellm_cost(evaluated))
         row["eval_s"] = round(time.time() - start, 1)
         out["results"].append(row)
@@ -82,6 +89,15 @@ def main(argv=None):
         start = time.time()
         if name == "fp":
             evaluate(name, model, None, 0.0)
+            continue
+        if name.startswith("ternary:"):
+            mode, _, budget = name.removeprefix("ternary:").partition("-")
+            fraction, steps = OBS[budget or "t2"].values()
+            config = SpikifyConfig(levels=0, weight_path=mode, weight_salient_fraction=fraction,
+                                   weight_salient_steps=steps)
+            converted = spikify(copy.deepcopy(model), calibration, config)
+            evaluate(name, converted, config, time.time() - start)
+            del converted
             continue
         if name in ("rtn", "smoothquant"):
             alpha = args.alpha if name == "smoothquant" else 0.0

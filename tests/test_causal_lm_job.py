@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sj_spikelm.data.clm import CausalBlocks
 from sj_spikelm.data.corpus import load_token_blocks
-from sj_spikelm.energy import estimate_energy
+from sj_spikelm.energy import compare_to_ann, estimate_energy
 from sj_spikelm.train import causal_lm
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
@@ -74,6 +74,13 @@ def test_a_tiny_bispikclm_learns_and_reports_its_perplexity(tiny_tokenizer, corp
     best = AutoModelForCausalLM.from_pretrained(run_dir / "best").eval()
     energy = estimate_energy(best, torch.from_numpy(np.asarray(blocks[:8], dtype=np.int64))).total_mj
     assert m["energy_mj_per_sequence"] == pytest.approx(energy, rel=1e-9) and energy > 0
+    # and its "% of the ANN's cost", in total and per layer, is compare_to_ann's on those blocks
+    c = compare_to_ann(best, torch.from_numpy(np.asarray(blocks[:8], dtype=np.int64)))
+    assert m["energy_percent_of_ann"] == pytest.approx(100 * energy / c.ann.total_mj, rel=1e-9)
+    assert 0 < m["energy_percent_of_ann"] < 100
+    per_layer = m["energy_percent_of_ann_per_layer"]
+    assert set(per_layer) == set(c.per_layer()) == {"0", "1", "lm_head"}
+    assert all(per_layer[k] == pytest.approx(r["percent"], rel=1e-9) for k, r in c.per_layer().items())
     prompt = torch.tensor([tok("the dog runs", add_special_tokens=False)["input_ids"]])
     assert model.generate(prompt, max_new_tokens=3, do_sample=False).shape == (1, prompt.shape[1] + 3)
 

@@ -141,6 +141,7 @@ def finished_metrics(spec: JobSpec, trainer: SpikingTrainer, model, config: Dict
             "firing_rate": best.get("firing_rate"),
             "firing_rate_per_layer": best.get("firing_rate_per_layer"),
             "energy_mj_per_sequence": best.get("energy_mj_per_sequence"),
+            **{k: best[k] for k in ("energy_percent_of_ann", "energy_percent_of_ann_per_layer") if k in best},
             "steps": trainer.state.global_step, "total_steps": trainer.state.max_steps,
             "epochs": trainer.state.epoch, "train_seconds": seconds, "steps_per_second": rate,
             "samples_per_second": rate * trainer.args.per_device_train_batch_size * world if rate else None,

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sj_spikelm.report import load_runs, row_label  # noqa: E402
+from sj_spikelm.train.job import split_value  # noqa: E402
 
 
 def training_tokens(metrics: Dict[str, Any]) -> int:
@@ -39,12 +40,17 @@ def result_rows(runs: List[Dict[str, Any]], teacher: Optional[str]) -> List[Dict
     for run in runs:
         m = run["metrics"]
         ppl = m["scores"]["test PPL"]
+
+        def get(key):  # top level, else the selection split of the best evaluation (older runs)
+            value = m.get(key)
+            return value if value is not None else split_value(m.get("best") or {}, key, m.get("metric", ""))
+
         rows.append({"label": row_label(run), "test PPL": ppl, "valid PPL": m["scores"]["valid PPL"],
                      "% of teacher": 100.0 * ref_ppl / ppl if ref_ppl else None,
                      "PPL / teacher": ppl / ref_ppl if ref_ppl else None,
-                     "tokens": training_tokens(m), "energy %": m.get("energy_percent_of_ann"),
-                     "energy % per layer": m.get("energy_percent_of_ann_per_layer") or {},
-                     "firing rate per layer": m.get("firing_rate_per_layer") or {},
+                     "tokens": training_tokens(m), "energy %": get("energy_percent_of_ann"),
+                     "energy % per layer": get("energy_percent_of_ann_per_layer") or {},
+                     "firing rate per layer": get("firing_rate_per_layer") or {},
                      "train s": m.get("train_seconds")})
     return rows
 

@@ -139,6 +139,11 @@ def test_test_perplexity_is_the_best_validation_steps(tiny_tokenizer, corpora, t
     assert m["best"]["step"] == best["step"] and set(m["scores"]) == {"valid CLM loss", "valid PPL",
                                                                       "test CLM loss", "test PPL"}
     assert abs(m["scores"]["test PPL"] - np.exp(best["test_loss"])) < 1e-6 * m["scores"]["test PPL"]
+    # firing rates and energy of the best step come from the validation split (the selection one)
+    for key in ("firing_rate", "firing_rate_per_layer", "energy_mj_per_sequence", "energy_percent_of_ann",
+                "energy_percent_of_ann_per_layer"):
+        assert m[key] is not None and m[key] == m["best"][f"valid_{key}"], key
+    assert m["firing_rate"] != m["best"]["test_firing_rate"]
     model = AutoModelForCausalLM.from_pretrained(run_dir / "best").eval()
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
     for split in ("test", "valid"):

@@ -32,6 +32,17 @@ def test_percent_of_teacher_tokens_and_energy(tmp_path):
     assert "| ANN | 200.0 | 201.0 | 100.0 | 1.00 | 640 | - () |" in table
 
 
+def test_values_of_the_selection_split_when_not_at_the_top(tmp_path):
+    make_run(tmp_path, "a", "ANN", 200.0)
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    m.update(metric="valid_loss", firing_rate_per_layer=None,
+             best={"valid_runtime": 1.0, "test_runtime": 1.0, "valid_energy_percent_of_ann": 50.0,
+                   "test_energy_percent_of_ann": 60.0, "valid_firing_rate_per_layer": {"0": 0.1}})
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps(m))
+    (row,) = clm_results.result_rows(clm_results.load_runs(tmp_path), None)
+    assert row["energy %"] == 50.0 and row["firing rate per layer"] == {"0": 0.1}
+
+
 def test_unknown_teacher_is_refused(tmp_path):
     make_run(tmp_path, "a", "ANN", 200.0)
     with pytest.raises(ValueError, match="teacher='OPT' is not a finished run"):

@@ -1,8 +1,9 @@
 """The issue-11 result table of a folder of causal-LM runs (``experiments/configs/clm_wikitext.yaml``)::
 
-    python experiments/clm_results.py runs/clm_wikitext --teacher "ANN twin"
+    python experiments/clm_results.py runs/clm_wikitext --teacher "ANN twin" \
+        --config experiments/configs/clm_wikitext.yaml
 
-One row per finished run (its grid setting, in folder order of ``--order`` if given): test and
+One row per finished run (its grid setting; in the grid's order with ``--config``, else by folder): test and
 valid perplexity at the best validation step, "% of the teacher" = ``100 * PPL_teacher / PPL``
 (test; 100 = the teacher's perplexity, higher is better), the ratio ``PPL / PPL_teacher`` (the
 quality bar asks <= 1.5), training tokens = optimizer steps x batch x block length (tokens fed,
@@ -78,8 +79,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs_dir")
     p.add_argument("--teacher", default=None, help="row label of the teacher run")
+    p.add_argument("--config", default=None, help="the grid file: rows in its order")
     a = p.parse_args(argv)
-    print(to_markdown(result_rows(load_runs(Path(a.runs_dir)), a.teacher)))
+    names = None
+    if a.config:
+        from sj_spikelm.grid import expand, load_spec
+
+        runs_dir = Path(a.runs_dir)
+        names = [r.name for r in expand(load_spec(a.config))]
+        names = [n for n in names if (runs_dir / n / "metrics.json").is_file()]
+    print(to_markdown(result_rows(load_runs(Path(a.runs_dir), names), a.teacher)))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,14 @@ def main(argv=None):
     p.add_argument("--out", default="runs/smollm2_135m")
     a = p.parse_args(argv)
     model, tokenizer = load_causal_lm(*SMOLLM2)
-    model.save_pretrained(a.out)
+    # a model loaded from GGUF refuses save_pretrained (transformers marks it as quantized):
+    # rebuild the same architecture from its config and copy the de-quantised weights in
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = type(model)(config)
+    plain.load_state_dict(model.state_dict())
+    plain.save_pretrained(a.out)
     tokenizer.save_pretrained(a.out)
     c = model.config
     print(f"saved {type(model).__name__} ({c.num_hidden_layers} layers, width {c.hidden_size}, "

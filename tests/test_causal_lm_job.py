@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sj_spikelm.data.clm import CausalBlocks
 from sj_spikelm.data.corpus import load_token_blocks
-from sj_spikelm.energy import estimate_energy
+from sj_spikelm.energy import compare_to_ann, estimate_energy
 from sj_spikelm.train import causal_lm
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
@@ -74,6 +74,13 @@ def test_a_tiny_bispikclm_learns_and_reports_its_perplexity(tiny_tokenizer, corp
     best = AutoModelForCausalLM.from_pretrained(run_dir / "best").eval()
     energy = estimate_energy(best, torch.from_numpy(np.asarray(blocks[:8], dtype=np.int64))).total_mj
     assert m["energy_mj_per_sequence"] == pytest.approx(energy, rel=1e-9) and energy > 0
+    # and its "% of the ANN's cost", in total and per layer, is compare_to_ann's on those blocks
+    c = compare_to_ann(best, torch.from_numpy(np.asarray(blocks[:8], dtype=np.int64)))
+    assert m["energy_percent_of_ann"] == pytest.approx(100 * energy / c.ann.total_mj, rel=1e-9)
+    assert 0 < m["energy_percent_of_ann"] < 100
+    per_layer = m["energy_percent_of_ann_per_layer"]
+    assert set(per_layer) == set(c.per_layer()) == {"0", "1", "lm_head"}
+    assert all(per_layer[k] == pytest.approx(r["percent"], rel=1e-9) for k, r in c.per_layer().items())
     prompt = torch.tensor([tok("the dog runs", add_special_tokens=False)["input_ids"]])
     assert model.generate(prompt, max_new_tokens=3, do_sample=False).shape == (1, prompt.shape[1] + 3)
 
@@ -132,6 +139,11 @@ def test_test_perplexity_is_the_best_validation_steps(tiny_tokenizer, corpora, t
     assert m["best"]["step"] == best["step"] and set(m["scores"]) == {"valid CLM loss", "valid PPL",
                                                                       "test CLM loss", "test PPL"}
     assert abs(m["scores"]["test PPL"] - np.exp(best["test_loss"])) < 1e-6 * m["scores"]["test PPL"]
+    # firing rates and energy of the best step come from the validation split (the selection one)
+    for key in ("firing_rate", "firing_rate_per_layer", "energy_mj_per_sequence", "energy_percent_of_ann",
+                "energy_percent_of_ann_per_layer"):
+        assert m[key] is not None and m[key] == m["best"][f"valid_{key}"], key
+    assert m["firing_rate"] != m["best"]["test_firing_rate"]
     model = AutoModelForCausalLM.from_pretrained(run_dir / "best").eval()
     tok = AutoTokenizer.from_pretrained(tiny_tokenizer)
     for split in ("test", "valid"):

@@ -121,8 +121,9 @@ class SpikeStatsCallback(TrainerCallback):
 
 
 class EnergyCallback(TrainerCallback):
-    """At every evaluation, ``energy(model)`` (mJ per sequence, or ``(None, reason)`` when it
-    cannot be estimated) becomes ``<prefix>_energy_mj_per_sequence`` in the metrics. Runs on
+    """At every evaluation, ``energy(model)`` (``(mJ per sequence, None)``, or ``(None, reason)``
+    when it cannot be estimated) becomes ``<prefix>_energy_mj_per_sequence`` in the metrics; a
+    dict instead of mJ adds each of its keys (e.g. ``energy_percent_of_ann``). Runs on
     the main process, under a forked RNG so that evaluations never change the training's
     random stream."""
 
@@ -135,7 +136,7 @@ class EnergyCallback(TrainerCallback):
         device = next(model.parameters()).device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             value, why = self.energy(model)
-        extra = {"energy_mj_per_sequence": value}
+        extra = dict(value) if isinstance(value, dict) else {"energy_mj_per_sequence": value}
         if why:
             extra["energy_unavailable"] = why
         add_eval_metrics(state, metrics, extra)

@@ -16,7 +16,9 @@ stated tokenizer; the best model is the one with the lowest loss. With ``test_co
 evaluation also scores it (``test PPL``), and the model is chosen on ``eval_corpus``
 (``valid PPL``): the test perplexity reported is the one of the best validation step.
 Evaluation keeps no logits. Every evaluation also estimates the energy per sequence
-(:mod:`sj_spikelm.energy`) on the first ``energy_batch`` held-out blocks.
+(:mod:`sj_spikelm.energy`) on the first ``energy_batch`` held-out blocks, and its "% of the
+ANN's cost" against the model's ANN twin, in total and per layer (``energy_percent_of_ann``,
+``energy_percent_of_ann_per_layer`` in ``metrics.json``).
 
 With ``--distill TEACHER`` (a causal LM with the same tokenizer: e.g. the ANN twin trained by
 this job with ``neuron='ann'``, ``attention='softmax'``, from its ``best/`` folder) the student
@@ -40,7 +42,7 @@ from ..data.clm import CausalBlocks
 from .arguments import SpikingTrainingArguments, as_mapping, check_values, parse_args, resolve_locations
 from .build import load_tokenizer
 from .distill import check_weights, load_teacher
-from .energy import energy_per_sequence
+from .energy import causal_energy
 from .job import JobSpec, run_folder, train_and_report
 from .pretrain import NO_CORPUS, TextCorpusArguments, corpus_blocks
 from .spad import SPAD_WEIGHTS, SpADistiller
@@ -188,7 +190,7 @@ def run(model_args: CausalModelArguments, corpus: CausalCorpusArguments, spad: S
         energy_rows = [CausalBlocks(held_out)[i] for i in range(min(corpus.energy_batch, len(held_out)))]
         energy = None
         if energy_rows:
-            energy = lambda m: energy_per_sequence(m, default_data_collator, energy_rows)  # noqa: E731
+            energy = lambda m: causal_energy(m, default_data_collator, energy_rows)  # noqa: E731
         return train_and_report(spec, args, (model_args, corpus, spad, args), model, run_dir=run_dir,
                                 train_dataset=CausalBlocks(train), eval_dataset=evaluation,
                                 data_collator=default_data_collator, processing_class=tokenizer,

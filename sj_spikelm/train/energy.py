@@ -1,5 +1,5 @@
 """The energy estimate of a job's evaluation (``EnergyCallback``): mJ per sequence on a fixed
-batch of evaluation rows."""
+batch of evaluation rows (and, for a causal BiSpikCLM-family model, its "% of the ANN's cost")."""
 from __future__ import annotations
 
 import logging
@@ -28,6 +28,25 @@ def energy_per_sequence(model, collator, rows):
         if not isinstance(model, (sl.SpikeLMPreTrainedModel, BiSpikCLMPreTrainedModel)):
             model = sl.from_ann(model, neuron="ann", T=1).to(device)
         return float(estimate_energy(model, batch).total_mj), None
+    except Exception as err:  # noqa: BLE001 - a failed estimate must not lose the run: it is reported
+        log.warning("energy estimate failed: %s: %s", type(err).__name__, err)
+        return None, f"{type(err).__name__}: {err}"
+
+
+def causal_energy(model, collator, rows):
+    """``({"energy_mj_per_sequence", "energy_percent_of_ann", "energy_percent_of_ann_per_layer"},
+    None)`` for a BiSpikCLM-family model on the evaluation ``rows``: its estimate and the paper's
+    "% of the ANN's cost", ``100 E_model / E_ANN twin`` in total and per layer
+    (:func:`sj_spikelm.energy.compare_to_ann`), or ``(None, reason)`` if it fails."""
+    from sj_spikelm.energy import compare_to_ann
+
+    try:
+        device = next(model.parameters()).device
+        batch = collator([{k: v for k, v in row.items() if k != "labels"} for row in rows])
+        c = compare_to_ann(model, {k: v.to(device) for k, v in batch.items()})
+        return {"energy_mj_per_sequence": float(c.model.total_mj),
+                "energy_percent_of_ann": c.percent_of_ann(),
+                "energy_percent_of_ann_per_layer": {k: r["percent"] for k, r in c.per_layer().items()}}, None
     except Exception as err:  # noqa: BLE001 - a failed estimate must not lose the run: it is reported
         log.warning("energy estimate failed: %s: %s", type(err).__name__, err)
         return None, f"{type(err).__name__}: {err}"

@@ -119,10 +119,24 @@ def _eval_entries(log_history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
+def split_value(entry: Dict[str, Any], key: str, metric: str) -> Any:
+    """``entry[key]`` of an evaluation, or, for a multi-split evaluation whose keys carry the split
+    (``valid_firing_rate``, ``test_firing_rate``), the value of the split ``metric`` belongs to
+    (``valid_loss`` -> ``valid_<key>``); None if absent."""
+    if key in entry:
+        return entry[key]
+    for k in entry:
+        split = k[: -len("_runtime")] if k.endswith("_runtime") else None
+        if split and metric.startswith(split + "_"):
+            return entry.get(f"{split}_{key}")
+    return None
+
+
 def finished_metrics(spec: JobSpec, trainer: SpikingTrainer, model, config: Dict[str, Any]) -> Dict[str, Any]:
     """``metrics.json``: the best and final evaluation (their table scores, firing rates and
-    energy), every evaluation, throughput summed over all slices of the run, the model that
-    actually ran, and the resolved configuration."""
+    energy: of the model-selection split when the evaluation has several), every evaluation,
+    throughput summed over all slices of the run, the model that actually ran, and the resolved
+    configuration."""
     evals = _eval_entries(trainer.state.log_history)
     if not evals:
         raise RuntimeError("no evaluation was recorded; cannot write a result")
@@ -138,9 +152,10 @@ def finished_metrics(spec: JobSpec, trainer: SpikingTrainer, model, config: Dict
     world = trainer.args.world_size
     return {"job": spec.name, "metric": spec.metric, **spec.info, "model": describe_model(model),
             "scores": best["scores"], "final_scores": final["scores"],
-            "firing_rate": best.get("firing_rate"),
-            "firing_rate_per_layer": best.get("firing_rate_per_layer"),
-            "energy_mj_per_sequence": best.get("energy_mj_per_sequence"),
+            **{k: split_value(best, k, spec.metric) for k in ("firing_rate", "firing_rate_per_layer",
+                                                             "energy_mj_per_sequence")},
+            **{k: v for k in ("energy_percent_of_ann", "energy_percent_of_ann_per_layer")
+               if (v := split_value(best, k, spec.metric)) is not None},
             "steps": trainer.state.global_step, "total_steps": trainer.state.max_steps,
             "epochs": trainer.state.epoch, "train_seconds": seconds, "steps_per_second": rate,
             "samples_per_second": rate * trainer.args.per_device_train_batch_size * world if rate else None,

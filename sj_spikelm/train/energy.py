@@ -7,6 +7,20 @@ import logging
 log = logging.getLogger("sj_spikelm")
 
 
+def _model_inputs(model, collator, rows, keep_labels=False):
+    """The evaluation ``rows`` padded by ``collator`` on the model's device (labels dropped unless
+    ``keep_labels``)."""
+    device = next(model.parameters()).device
+    rows = list(rows) if keep_labels else [{k: v for k, v in row.items() if k != "labels"} for row in rows]
+    return {k: v.to(device) for k, v in collator(rows).items()}
+
+
+def _unavailable(err):
+    """``(None, reason)`` of an estimate that failed: a failed estimate must not lose the run."""
+    log.warning("energy estimate failed: %s: %s", type(err).__name__, err)
+    return None, f"{type(err).__name__}: {err}"
+
+
 def energy_per_sequence(model, collator, rows):
     """``(mJ per sequence, None)`` from ``sj_spikelm.energy.estimate_energy`` (Appendix A.3) on
     the evaluation ``rows`` (a ``datasets.Dataset`` of model inputs, padded by ``collator``), or
@@ -19,18 +33,15 @@ def energy_per_sequence(model, collator, rows):
     from sj_spikelm.models.bispikclm.modeling_bispikclm import BiSpikCLMPreTrainedModel
 
     try:
-        device = next(model.parameters()).device
         if isinstance(model, sl.SpikeLMForConditionalGeneration):  # the target counts: keep labels
-            batch = {k: v.to(device) for k, v in collator(list(rows)).items()}
+            batch = _model_inputs(model, collator, rows, keep_labels=True)
             return float(estimate_seq2seq_energy(model, batch).total_mj), None
-        batch = collator([{k: v for k, v in row.items() if k != "labels"} for row in rows])
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = _model_inputs(model, collator, rows)
         if not isinstance(model, (sl.SpikeLMPreTrainedModel, BiSpikCLMPreTrainedModel)):
-            model = sl.from_ann(model, neuron="ann", T=1).to(device)
+            model = sl.from_ann(model, neuron="ann", T=1).to(next(model.parameters()).device)
         return float(estimate_energy(model, batch).total_mj), None
-    except Exception as err:  # noqa: BLE001 - a failed estimate must not lose the run: it is reported
-        log.warning("energy estimate failed: %s: %s", type(err).__name__, err)
-        return None, f"{type(err).__name__}: {err}"
+    except Exception as err:  # noqa: BLE001 - reported, not raised
+        return _unavailable(err)
 
 
 def causal_energy(model, collator, rows):
@@ -41,12 +52,9 @@ def causal_energy(model, collator, rows):
     from sj_spikelm.energy import compare_to_ann
 
     try:
-        device = next(model.parameters()).device
-        batch = collator([{k: v for k, v in row.items() if k != "labels"} for row in rows])
-        c = compare_to_ann(model, {k: v.to(device) for k, v in batch.items()})
+        c = compare_to_ann(model, _model_inputs(model, collator, rows))
         return {"energy_mj_per_sequence": float(c.model.total_mj),
                 "energy_percent_of_ann": c.percent_of_ann(),
                 "energy_percent_of_ann_per_layer": {k: r["percent"] for k, r in c.per_layer().items()}}, None
-    except Exception as err:  # noqa: BLE001 - a failed estimate must not lose the run: it is reported
-        log.warning("energy estimate failed: %s: %s", type(err).__name__, err)
-        return None, f"{type(err).__name__}: {err}"
+    except Exception as err:  # noqa: BLE001 - reported, not raised
+        return _unavailable(err)

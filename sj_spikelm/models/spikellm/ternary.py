@@ -41,6 +41,11 @@ MODES = ("gif", "pb", "rtn")
 GRID = torch.arange(0.2, 3.0001, 0.05)
 
 
+def ternary_round(w: torch.Tensor, alpha: torch.Tensor, steps: int) -> torch.Tensor:
+    """``α clip(round(w/α), -T, T)``: ``w`` on the grid of ``T`` signed steps of size ``α``."""
+    return alpha * torch.clamp(torch.round(w / alpha), -steps, steps)
+
+
 def ternary_step(w: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tensor:
     """``[O, 1]`` per-row step ``α`` minimising ``sum_{mask} (w - α clip(round(w/α), -T, T))²``
     over ``α = c mean_{mask}|w|`` (module docstring); rows with no masked weight get 1."""
@@ -50,7 +55,7 @@ def ternary_step(w: torch.Tensor, mask: torch.Tensor, steps: int) -> torch.Tenso
     best, best_err = None, None
     for c in GRID.tolist():
         alpha = c * mean
-        q = alpha * torch.clamp(torch.round(w / alpha), -steps, steps)
+        q = ternary_round(w, alpha, steps)
         err = (((w - q) ** 2) * mask).sum(1, keepdim=True)
         if best is None:
             best, best_err = alpha, err
@@ -97,27 +102,23 @@ def quantize_ternary(weight: torch.Tensor, hessian: Optional[torch.Tensor], mode
     alpha = ternary_step(w, ~mask, steps)
     alpha_s = ternary_step(w, mask, salient_steps) if mode != "pb" else torch.ones_like(alpha)
 
-    def quant(col, m, j):
-        normal = alpha[:, 0] * torch.clamp(torch.round(col / alpha[:, 0]), -steps, steps)
-        if mode == "pb":
-            salient = col
-        else:
-            a = alpha_s[:, 0]
-            salient = a * torch.clamp(torch.round(col / a), -salient_steps, salient_steps)
-        return torch.where(m, salient, normal)
+    def quant(x, m):
+        """``x``: the whole ``[O, C]`` matrix or one ``[O]`` column, ``m`` its salient mask."""
+        a, a_s = (alpha, alpha_s) if x.dim() == 2 else (alpha[:, 0], alpha_s[:, 0])
+        salient = x if mode == "pb" else ternary_round(x, a_s, salient_steps)
+        return torch.where(m, salient, ternary_round(x, a, steps))
 
-    q = torch.zeros_like(w)
-    if upper is None:
-        for j in range(columns):
-            q[:, j] = quant(w[:, j], mask[:, j], j)
+    if upper is None:  # no compensation: every weight rounded at once
+        q = quant(w, mask)
     else:
+        q = torch.zeros_like(w)
         for start in range(0, columns, block):
             end = min(start + block, columns)
             w_block, err_block = w[:, start:end].clone(), torch.zeros(out_features, end - start)
             u_block = upper[start:end, start:end]
             for i in range(end - start):
                 col = w_block[:, i]
-                qc = quant(col, mask[:, start + i], start + i)
+                qc = quant(col, mask[:, start + i])
                 q[:, start + i] = qc
                 err = (col - qc) / u_block[i, i]
                 w_block[:, i:] -= err.unsqueeze(1) * u_block[i, i:].unsqueeze(0)
